@@ -1,0 +1,622 @@
+//! The [`Engine`] facade: it parses what arrives, runs the checks every
+//! request gets (RFC 3261 §8.2), absorbs retransmissions, hands PUBLISH to
+//! `publish.rs` and SUBSCRIBE to `subscribe.rs`, and keeps the two queues
+//! the shell drains: store batches and transmissions.
+//!
+//! Durability: everything an input changes is written as one
+//! [`StoreBatch`]; every transmission that input causes waits in a FIFO
+//! behind that batch and leaves only once the store has acknowledged it. So
+//! a 200 is never sent for something a crash could lose, and a NOTIFY never
+//! carries a CSeq the store has not kept.
+
+use crate::config::Config;
+use crate::net::{ConnId, Source, Transmit, Transport};
+use crate::package::{PackageCx, Packages, PubState, Reject, Rendered, ResourceView, SubData};
+use crate::rng::Rng;
+use crate::store::{PublicationRecord, Snapshot, StoreBatch, StoreOp, SubscriptionRecord};
+use crate::time::Time;
+use crate::transaction::{ClientEvent, ClientTransactions, ServerAction, ServerKey, ServerTransactions};
+use crate::Output;
+use sip::{HeaderName, Message, Method, ResponseWriter};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use tracing::debug;
+
+/// Methods we serve (the Allow header).
+pub(crate) const ALLOW: &str = "OPTIONS, SUBSCRIBE, PUBLISH";
+
+/// Something that expires on the clock.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Expiry {
+    Publication(String),
+    Subscription(String),
+}
+
+/// A live publication.
+pub(crate) struct Publication {
+    pub(crate) rec: PublicationRecord,
+    pub(crate) state: PubState,
+    /// Tie-breaker among claims made in the same millisecond.
+    pub(crate) order: u64,
+}
+
+/// A subscription: live, or ending (its final NOTIFY still to be sent).
+pub(crate) struct Subscription {
+    pub(crate) rec: SubscriptionRecord,
+    pub(crate) data: SubData,
+    pub(crate) order: u64,
+    /// A NOTIFY transaction of this subscription is open.
+    pub(crate) in_flight: bool,
+    /// The state changed while a NOTIFY was in flight: send the latest when it completes.
+    pub(crate) dirty: bool,
+    /// The subscription is over; send `terminated;reason=...` once nothing is in flight.
+    pub(crate) ending: Option<&'static str>,
+}
+
+/// Everything live on one resource (AOR).
+#[derive(Default)]
+pub(crate) struct Resource {
+    pub(crate) host: String,
+    pub(crate) pubs: BTreeSet<String>,
+    pub(crate) subs: BTreeSet<String>,
+    /// Last state rendered per shared-state package, to notify only on change.
+    pub(crate) shared: Vec<(&'static str, Rendered)>,
+}
+
+/// Context of one of our NOTIFY transactions.
+#[derive(Debug, Clone)]
+pub(crate) struct NotifyCtx {
+    pub(crate) sub: String,
+    pub(crate) terminal: bool,
+}
+
+/// The presence server's state machine. See the crate docs for the protocol
+/// between the engine and its shell.
+pub struct Engine {
+    pub(crate) cfg: Config,
+    pub(crate) packages: Packages,
+    pub(crate) rng: Rng,
+    pub(crate) server_tx: ServerTransactions,
+    pub(crate) client_tx: ClientTransactions<NotifyCtx>,
+    pub(crate) resources: HashMap<String, Resource>,
+    pub(crate) pubs: HashMap<String, Publication>,
+    /// ETag → publication id.
+    pub(crate) etags: HashMap<String, String>,
+    pub(crate) subs: HashMap<String, Subscription>,
+    pub(crate) expiries: BTreeSet<(Time, Expiry)>,
+    pub(crate) order: u64,
+    /// Writes of the input being handled.
+    ops: Vec<StoreOp>,
+    /// Transmissions of the input being handled.
+    staged: Vec<Transmit>,
+    /// The seq the current input's batch gets if it writes anything.
+    pub(crate) cur_seq: u64,
+    last_seq: u64,
+    durable: u64,
+    batches: VecDeque<StoreBatch>,
+    out: VecDeque<(u64, Transmit)>,
+    client_events: Vec<ClientEvent<NotifyCtx>>,
+}
+
+impl Engine {
+    /// A new engine. `seed` drives every random choice (tags, branches,
+    /// ETags), so two engines with the same seed and inputs behave alike.
+    pub fn new(config: Config, seed: u64) -> Engine {
+        Engine {
+            packages: Packages::new(&config.package_limits),
+            server_tx: ServerTransactions::new(config.timers),
+            client_tx: ClientTransactions::new(config.timers),
+            cfg: config,
+            rng: Rng::new(seed),
+            resources: HashMap::new(),
+            pubs: HashMap::new(),
+            etags: HashMap::new(),
+            subs: HashMap::new(),
+            expiries: BTreeSet::new(),
+            order: 0,
+            ops: Vec::new(),
+            staged: Vec::new(),
+            cur_seq: 1,
+            last_seq: 0,
+            durable: 0,
+            batches: VecDeque::new(),
+            out: VecDeque::new(),
+            client_events: Vec::new(),
+        }
+    }
+
+    /// Load what the store held at start. Anything already expired at `now`
+    /// is processed at once (watchers told, seizes released).
+    pub fn restore(&mut self, now: Time, snapshot: Snapshot) {
+        self.begin();
+        let mut pubs = snapshot.publications;
+        pubs.sort_by(|a, b| (a.changed_at, &a.id).cmp(&(b.changed_at, &b.id)));
+        for rec in pubs {
+            let Ok(state) = serde_json::from_str::<PubState>(&rec.state) else {
+                tracing::warn!(id = %rec.id, "stored publication has unreadable state; dropped");
+                self.ops.push(StoreOp::DeletePublication(rec.id));
+                continue;
+            };
+            let order = self.next_order();
+            self.insert_publication(Publication { rec, state, order });
+        }
+        let mut subs = snapshot.subscriptions;
+        subs.sort_by(|a, b| (a.changed_at, &a.id).cmp(&(b.changed_at, &b.id)));
+        for rec in subs {
+            let Ok(data) = serde_json::from_str::<SubData>(&rec.state) else {
+                tracing::warn!(id = %rec.id, "stored subscription has unreadable state; dropped");
+                self.ops.push(StoreOp::DeleteSubscription(rec.id));
+                continue;
+            };
+            let order = self.next_order();
+            self.insert_subscription(Subscription {
+                rec,
+                data,
+                order,
+                in_flight: false,
+                dirty: false,
+                ending: None,
+            });
+        }
+        // Prime the shared-state caches so the first change after the restart
+        // is compared with what watchers were last sent.
+        let resources: Vec<String> = self.resources.keys().cloned().collect();
+        for r in resources {
+            self.refresh_shared_cache(&r);
+        }
+        self.expire(now);
+        self.end();
+    }
+
+    /// A datagram or a whole stream frame arrived.
+    pub fn handle_bytes(&mut self, now: Time, from: Source, bytes: &[u8]) {
+        self.begin();
+        match sip::parse(bytes, from.transport.reliable()) {
+            Ok(msg) if msg.is_request() => self.on_request(now, from, &msg),
+            Ok(msg) => self.on_response(now, &msg),
+            Err(e) => debug!(from = %from.remote, error = %e, "dropped unparsable message"),
+        }
+        self.end();
+    }
+
+    /// Time has passed; fire whatever is due. Extra calls do nothing.
+    pub fn handle_timeout(&mut self, now: Time) {
+        self.begin();
+        self.server_tx.handle_timeout(now);
+        let mut events = std::mem::take(&mut self.client_events);
+        self.client_tx.handle_timeout(now, &mut events);
+        for ev in events.drain(..) {
+            self.on_client_event(now, ev);
+        }
+        self.client_events = events;
+        self.expire(now);
+        self.end();
+    }
+
+    /// Every store batch up to and including `seq` is durable.
+    pub fn handle_durable(&mut self, _now: Time, seq: u64) {
+        self.durable = self.durable.max(seq);
+    }
+
+    /// A stream connection closed. Nothing to forget: NOTIFYs carry the
+    /// connection id and the shell opens a new connection when it is gone.
+    pub fn handle_closed(&mut self, _conn: ConnId) {}
+
+    /// The next output, or `None` when there is nothing to do until the next input.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        if let Some(b) = self.batches.pop_front() {
+            return Some(Output::Store(b));
+        }
+        match self.out.front() {
+            Some((barrier, _)) if *barrier <= self.durable => {
+                self.out.pop_front().map(|(_, t)| Output::Transmit(t))
+            }
+            _ => None,
+        }
+    }
+
+    /// When to call [`Engine::handle_timeout`] next.
+    pub fn next_timeout(&self) -> Option<Time> {
+        [
+            self.server_tx.next_timeout(),
+            self.client_tx.next_timeout(),
+            self.expiries.first().map(|(t, _)| *t),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Live publications.
+    pub fn publication_count(&self) -> usize {
+        self.pubs.len()
+    }
+
+    /// Live subscriptions (not counting ones whose final NOTIFY is pending).
+    pub fn subscription_count(&self) -> usize {
+        self.subs.values().filter(|s| s.ending.is_none()).count()
+    }
+
+    // ---- input bracketing and durability ----
+
+    fn begin(&mut self) {
+        self.cur_seq = self.last_seq + 1;
+    }
+
+    fn end(&mut self) {
+        let barrier = if self.ops.is_empty() {
+            self.last_seq
+        } else {
+            self.last_seq = self.cur_seq;
+            self.batches.push_back(StoreBatch { seq: self.cur_seq, ops: std::mem::take(&mut self.ops) });
+            self.cur_seq
+        };
+        for t in self.staged.drain(..) {
+            self.out.push_back((barrier, t));
+        }
+    }
+
+    pub(crate) fn write(&mut self, op: StoreOp) {
+        self.ops.push(op);
+    }
+
+    pub(crate) fn send(&mut self, t: Transmit) {
+        self.staged.push(t);
+    }
+
+    pub(crate) fn next_order(&mut self) -> u64 {
+        self.order += 1;
+        self.order
+    }
+
+    // ---- requests ----
+
+    fn on_request(&mut self, now: Time, from: Source, msg: &Message<'_>) {
+        let Some(method) = msg.method() else { return };
+        if method == Method::Ack {
+            // ACKs belong to INVITE transactions, which we never create.
+            return;
+        }
+        if let sip::StartLine::Request { version, .. } = msg.start {
+            if !version.eq_ignore_ascii_case("SIP/2.0") {
+                return self.reject_untracked(from, msg, 505, "Version Not Supported");
+            }
+        }
+        // RFC 3261 §8.2.1 inspects the method before the headers, so an
+        // unknown method is 501 even when its CSeq names another method.
+        if let Method::Other(_) = method {
+            return self.reject_untracked(from, msg, 501, "Not Implemented");
+        }
+        if let Err(inv) = sip::check_request(msg) {
+            return self.reject_untracked(from, msg, inv.status, &inv.reason);
+        }
+        let Some(key) = ServerKey::of(msg) else {
+            return self.reject_untracked(from, msg, 400, "Bad Via header");
+        };
+        match self.server_tx.on_request(now, &key, from.transport.reliable()) {
+            ServerAction::New => {}
+            ServerAction::Absorb => return,
+            ServerAction::Resend(t, tag) => {
+                // The tag is the seq the answering input would have written
+                // under; if that input wrote nothing, nothing need wait.
+                self.out.push_back((tag.min(self.last_seq), t));
+                return;
+            }
+        }
+        let cx = Req { now, from, msg, key };
+        let unsupported: Vec<&str> = match msg.require() {
+            Ok(r) => r,
+            Err(e) => return self.reject(&cx, Reject::new(400, e.to_string())),
+        };
+        if !unsupported.is_empty() {
+            let list = unsupported.join(", ");
+            return self.reject(&cx, Reject::new(420, "Bad Extension").with(HeaderName::Unsupported, list));
+        }
+        match method {
+            Method::Options => {
+                let allow_events = self.packages.allow_events();
+                let headers = [
+                    (HeaderName::Allow, ALLOW.to_string()),
+                    (HeaderName::Accept, String::new()),
+                    (HeaderName::AllowEvents, allow_events),
+                ];
+                self.respond(&cx, 200, "OK", &headers, None);
+            }
+            Method::Subscribe => self.on_subscribe(&cx),
+            Method::Publish => self.on_publish(&cx),
+            // Our non-INVITE transactions are answered at once, so there is
+            // never anything left to cancel (RFC 3261 §9.2).
+            Method::Cancel => self.respond(&cx, 481, "Call/Transaction Does Not Exist", &[], None),
+            _ => self.reject(&cx, Reject::new(405, "Method Not Allowed").with(HeaderName::Allow, ALLOW)),
+        }
+    }
+
+    fn on_response(&mut self, now: Time, msg: &Message<'_>) {
+        let (Some(code), Ok(Some(via))) = (msg.status(), msg.via()) else { return };
+        let Some(branch) = via.branch else { return };
+        if let Some(ev) = self.client_tx.on_response(now, branch, code) {
+            self.on_client_event(now, ev);
+        }
+    }
+
+    /// Answer a request outside any transaction (it failed the checks that
+    /// come before transaction matching, so a retransmission is answered
+    /// afresh, identically).
+    fn reject_untracked(&mut self, from: Source, msg: &Message<'_>, status: u16, reason: &str) {
+        debug!(from = %from.remote, status, reason, "refused request");
+        if msg.count(HeaderName::Via) == 0 {
+            return;
+        }
+        let mut buf = Vec::with_capacity(512);
+        let tag = self.rng.token();
+        ResponseWriter::new(&mut buf, msg, status, reason, Some(from.remote), Some(&tag))
+            .header(HeaderName::Server, &self.cfg.server_name)
+            .finish();
+        let t = response_target(from, msg, buf);
+        self.send(t);
+    }
+
+    /// Refuse a request with `rej`, logged at debug level.
+    pub(crate) fn reject(&mut self, cx: &Req<'_, '_>, rej: Reject) {
+        debug!(from = %cx.from.remote, status = rej.status, reason = %rej.reason, "refused request");
+        self.respond(cx, rej.status, &rej.reason, &rej.headers, None);
+    }
+
+    /// Send the final response of the request's transaction.
+    pub(crate) fn respond(
+        &mut self,
+        cx: &Req<'_, '_>,
+        status: u16,
+        reason: &str,
+        headers: &[(HeaderName<'_>, String)],
+        to_tag: Option<&str>,
+    ) {
+        let mut buf = Vec::with_capacity(512);
+        let fresh;
+        let tag = match to_tag {
+            Some(t) => t,
+            None => {
+                fresh = self.rng.token();
+                &fresh
+            }
+        };
+        let mut w = ResponseWriter::new(&mut buf, cx.msg, status, reason, Some(cx.from.remote), Some(tag));
+        for (name, value) in headers {
+            w = w.header(*name, value);
+        }
+        w.header(HeaderName::Server, &self.cfg.server_name).finish();
+        let t = response_target(cx.from, cx.msg, buf);
+        self.server_tx.respond(cx.now, &cx.key, t.clone(), self.cur_seq);
+        self.send(t);
+    }
+
+    // ---- our NOTIFY transactions ----
+
+    fn on_client_event(&mut self, now: Time, ev: ClientEvent<NotifyCtx>) {
+        match ev {
+            ClientEvent::Retransmit(t) => self.send(t),
+            ClientEvent::Final { ctx, code } => self.notify_done(now, ctx, Some(code)),
+            ClientEvent::TimedOut { ctx } => self.notify_done(now, ctx, None),
+        }
+    }
+
+    // ---- expiry ----
+
+    fn expire(&mut self, now: Time) {
+        while let Some((at, _)) = self.expiries.first() {
+            if *at > now {
+                break;
+            }
+            let Some((_, what)) = self.expiries.pop_first() else { break };
+            match what {
+                Expiry::Publication(id) => {
+                    if let Some(resource) = self.remove_publication(&id) {
+                        debug!(%id, "publication expired");
+                        self.resource_changed(now, &resource);
+                    }
+                }
+                Expiry::Subscription(id) => {
+                    debug!(%id, "subscription expired");
+                    self.end_subscription(now, &id, "timeout");
+                }
+            }
+        }
+    }
+
+    // ---- resources ----
+
+    pub(crate) fn insert_publication(&mut self, p: Publication) {
+        let res = self.resources.entry(p.rec.resource.clone()).or_default();
+        if res.host.is_empty() {
+            res.host = host_of(&p.rec.resource).to_string();
+        }
+        res.pubs.insert(p.rec.id.clone());
+        self.etags.insert(p.rec.etag.clone(), p.rec.id.clone());
+        self.expiries.insert((p.rec.expires_at, Expiry::Publication(p.rec.id.clone())));
+        self.pubs.insert(p.rec.id.clone(), p);
+    }
+
+    /// Remove a publication from memory and the store; returns its resource.
+    pub(crate) fn remove_publication(&mut self, id: &str) -> Option<String> {
+        let p = self.pubs.remove(id)?;
+        self.etags.remove(&p.rec.etag);
+        self.expiries.remove(&(p.rec.expires_at, Expiry::Publication(id.to_string())));
+        self.write(StoreOp::DeletePublication(id.to_string()));
+        if let Some(res) = self.resources.get_mut(&p.rec.resource) {
+            res.pubs.remove(id);
+        }
+        Some(p.rec.resource)
+    }
+
+    pub(crate) fn insert_subscription(&mut self, s: Subscription) {
+        let res = self.resources.entry(s.rec.resource.clone()).or_default();
+        if res.host.is_empty() {
+            res.host = host_of(&s.rec.resource).to_string();
+        }
+        res.subs.insert(s.rec.id.clone());
+        self.expiries.insert((s.rec.expires_at, Expiry::Subscription(s.rec.id.clone())));
+        self.subs.insert(s.rec.id.clone(), s);
+    }
+
+    /// Drop a resource that has nothing left on it.
+    pub(crate) fn gc_resource(&mut self, resource: &str) {
+        if let Some(res) = self.resources.get(resource) {
+            if res.pubs.is_empty() && res.subs.is_empty() {
+                self.resources.remove(resource);
+            }
+        }
+    }
+
+    /// What packages see of a resource.
+    pub(crate) fn view<'s>(&'s self, resource: &'s str) -> ResourceView<'s> {
+        let Some(res) = self.resources.get(resource) else {
+            return ResourceView { resource, host: host_of(resource), pubs: Vec::new(), subs: Vec::new() };
+        };
+        ResourceView {
+            resource,
+            host: &res.host,
+            pubs: res
+                .pubs
+                .iter()
+                .filter_map(|id| self.pubs.get(id))
+                .map(|p| crate::package::PubView {
+                    package: &p.rec.package,
+                    state: &p.state,
+                    order: (p.rec.changed_at, p.order),
+                })
+                .collect(),
+            subs: res
+                .subs
+                .iter()
+                .filter_map(|id| self.subs.get(id))
+                .map(|s| crate::package::SubView {
+                    id: &s.rec.id,
+                    package: &s.rec.package,
+                    data: s.data,
+                    order: (s.rec.changed_at, s.order),
+                })
+                .collect(),
+        }
+    }
+
+    pub(crate) fn package_cx(&self) -> PackageCx {
+        PackageCx { max_appearances: self.cfg.max_appearances }
+    }
+
+    /// Render every shared-state package of a resource into its cache,
+    /// returning the packages whose state changed. A package with no
+    /// subscribers on the resource keeps no cache; the first subscriber's
+    /// NOTIFY is rendered afresh, so a new cache entry is no change.
+    pub(crate) fn refresh_shared_cache(&mut self, resource: &str) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        let mut fresh: Vec<(&'static str, Option<Rendered>)> = Vec::new();
+        {
+            let view = self.view(resource);
+            for p in self.packages.iter().filter(|p| p.shared_state()) {
+                let watched = view.subs.iter().any(|s| s.package == p.name());
+                fresh.push((p.name(), watched.then(|| p.render(&view, SubData::None))));
+            }
+        }
+        let Some(res) = self.resources.get_mut(resource) else { return changed };
+        for (name, r) in fresh {
+            let slot = res.shared.iter().position(|(n, _)| *n == name);
+            match (slot, r) {
+                (Some(i), None) => {
+                    res.shared.swap_remove(i);
+                }
+                (Some(i), Some(r)) => {
+                    if res.shared[i].1 != r {
+                        res.shared[i].1 = r;
+                        changed.push(name);
+                    }
+                }
+                (None, Some(r)) => res.shared.push((name, r)),
+                (None, None) => {}
+            }
+        }
+        changed
+    }
+
+    /// The resource's state changed: end what no longer holds, then notify
+    /// the watchers whose view changed.
+    pub(crate) fn resource_changed(&mut self, now: Time, resource: &str) {
+        // Ending a subscription can change the resource again; each round
+        // ends at least one, so this terminates.
+        loop {
+            let ended: Vec<(String, &'static str)> = {
+                let view = self.view(resource);
+                self.packages.iter().flat_map(|p| p.reconcile(&view)).collect()
+            };
+            if ended.is_empty() {
+                break;
+            }
+            for (id, reason) in ended {
+                self.end_subscription_quiet(now, &id, reason);
+            }
+        }
+        for package in self.refresh_shared_cache(resource) {
+            let ids: Vec<String> = match self.resources.get(resource) {
+                Some(res) => res
+                    .subs
+                    .iter()
+                    .filter(|id| self.subs.get(*id).is_some_and(|s| s.rec.package == package))
+                    .cloned()
+                    .collect(),
+                None => Vec::new(),
+            };
+            for id in ids {
+                self.notify(now, &id);
+            }
+        }
+        self.gc_resource(resource);
+    }
+}
+
+/// One request being handled, with what answering it needs.
+pub(crate) struct Req<'m, 'a> {
+    pub(crate) now: Time,
+    pub(crate) from: Source,
+    pub(crate) msg: &'m Message<'a>,
+    pub(crate) key: ServerKey,
+}
+
+/// Where a response goes (RFC 3261 §18.2.2, RFC 3581 §4): on a stream, back
+/// over the connection; on UDP, to the source address, and to the source port
+/// if the request asked with `rport`, else to the sent-by port (5060 if none).
+pub(crate) fn response_target(from: Source, msg: &Message<'_>, bytes: Vec<u8>) -> Transmit {
+    let mut remote = from.remote;
+    if from.transport == Transport::Udp {
+        if let Ok(Some(via)) = msg.via() {
+            if via.rport.is_none() {
+                remote.set_port(via.port.unwrap_or(5060));
+            }
+        }
+    }
+    Transmit { transport: from.transport, local: from.local, remote, conn: from.conn, bytes }
+}
+
+/// The host part of `sip:user@host` (or of `sip:host`).
+pub(crate) fn host_of(resource: &str) -> &str {
+    let rest = resource.split_once(':').map_or(resource, |(_, r)| r);
+    rest.rsplit_once('@').map_or(rest, |(_, h)| h)
+}
+
+/// The resource a Request-URI names, as a key: `sip:user@host[:port]`,
+/// scheme and host lower-cased, parameters and headers dropped.
+pub(crate) fn canonical_resource(uri: &str) -> Result<String, Reject> {
+    let u = sip::Uri::parse(uri).map_err(|_| Reject::new(400, "Bad Request-URI"))?;
+    if !u.is_sip() {
+        return Err(Reject::new(416, "Unsupported URI Scheme"));
+    }
+    let mut s = String::with_capacity(uri.len());
+    s.push_str("sip:");
+    if let Some(user) = u.user {
+        s.push_str(user);
+        s.push('@');
+    }
+    s.push_str(&u.host.to_ascii_lowercase());
+    if let Some(port) = u.port {
+        s.push(':');
+        s.push_str(&port.to_string());
+    }
+    Ok(s)
+}

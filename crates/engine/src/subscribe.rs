@@ -1,0 +1,363 @@
+//! SUBSCRIBE and NOTIFY (RFC 6665): creating, refreshing and ending
+//! subscription dialogs, and sending their NOTIFYs one at a time, each with
+//! the latest state (changes made while one is in flight are coalesced into
+//! the next).
+
+use crate::engine::{canonical_resource, Engine, Expiry, NotifyCtx, Req, Subscription};
+use crate::net::{Transmit, Transport};
+use crate::package::{Reject, Rendered};
+use crate::store::{StoreOp, SubscriptionRecord};
+use crate::time::Time;
+use sip::{HeaderName, Method, RequestWriter};
+use std::net::{IpAddr, SocketAddr};
+use tracing::debug;
+
+/// NOTIFY responses after which the subscription is gone (RFC 6665 §4.2.2
+/// and RFC 5057 §5.1: these end the usage; Timer F counts as 408).
+fn ends_subscription(code: u16) -> bool {
+    matches!(code, 404 | 405 | 408 | 410 | 416 | 480..=485 | 489 | 501 | 604)
+}
+
+/// The key of a subscription: its dialog and its Event (package and id).
+fn sub_id(call_id: &str, local_tag: &str, remote_tag: &str, package: &str, event_id: Option<&str>) -> String {
+    let mut s = String::with_capacity(call_id.len() + local_tag.len() + remote_tag.len() + package.len() + 8);
+    for part in [call_id, local_tag, remote_tag, package, event_id.unwrap_or("")] {
+        s.push_str(part);
+        s.push('\u{1f}');
+    }
+    s
+}
+
+impl Engine {
+    pub(crate) fn on_subscribe(&mut self, cx: &Req<'_, '_>) {
+        if let Err(rej) = self.subscribe(cx) {
+            self.reject(cx, rej);
+        }
+    }
+
+    fn subscribe(&mut self, cx: &Req<'_, '_>) -> Result<(), Reject> {
+        let msg = cx.msg;
+        let now = cx.now;
+        let bad = |e: sip::HeaderError| Reject::new(400, e.to_string());
+        let event = msg.event().map_err(bad)?.ok_or_else(|| Reject::new(400, "Missing Event header"))?;
+        let Some((pkg, limits)) = self.packages.get(event.package) else {
+            return Err(Reject::new(489, "Bad Event").with(HeaderName::AllowEvents, self.packages.allow_events()));
+        };
+        let package = pkg.name();
+        let requested = msg.expires().map_err(bad)?.unwrap_or(limits.default);
+        let from = msg.from().map_err(bad)?.ok_or_else(|| Reject::new(400, "Missing From header"))?;
+        let to = msg.to().map_err(bad)?.ok_or_else(|| Reject::new(400, "Missing To header"))?;
+        let call_id = msg.call_id().map_err(bad)?.ok_or_else(|| Reject::new(400, "Missing Call-ID header"))?;
+        let cseq = msg.cseq().map_err(bad)?.ok_or_else(|| Reject::new(400, "Missing CSeq header"))?;
+        let remote_tag = from.tag().ok_or_else(|| Reject::new(400, "Missing From tag"))?;
+        let contact = msg.contacts().map_err(bad)?.into_iter().next();
+
+        if let Some(local_tag) = to.tag() {
+            let id = sub_id(call_id, local_tag, remote_tag, package, event.id);
+            let live = self.subs.get(&id).is_some_and(|s| s.ending.is_none());
+            if !live {
+                return Err(Reject::new(481, "Subscription Does Not Exist"));
+            }
+            if let Some(s) = self.subs.get(&id) {
+                if cseq.seq <= s.rec.remote_cseq {
+                    return Err(Reject::new(500, "CSeq out of order"));
+                }
+            }
+            if requested != 0 && requested < limits.min {
+                return Err(Reject::new(423, "Interval Too Brief")
+                    .with(HeaderName::MinExpires, limits.min.to_string()));
+            }
+            let our_contact = contact_of(cx.from.local, cx.from.transport);
+            if requested == 0 {
+                self.respond(cx, 200, "OK", &[(HeaderName::Expires, "0".into()), (HeaderName::Contact, our_contact)], Some(local_tag));
+                self.end_subscription(now, &id, "timeout");
+                return Ok(());
+            }
+            let granted = requested.min(limits.max);
+            let Some(s) = self.subs.get_mut(&id) else { return Err(Reject::new(481, "Subscription Does Not Exist")) };
+            let old = (s.rec.expires_at, Expiry::Subscription(id.clone()));
+            s.rec.expires_at = now.plus_secs(granted.into());
+            s.rec.remote_cseq = cseq.seq;
+            s.rec.source = cx.from;
+            if let Some(c) = &contact {
+                s.rec.remote_target = c.uri.to_string();
+            }
+            let new = (s.rec.expires_at, Expiry::Subscription(id.clone()));
+            let rec = s.rec.clone();
+            self.write(StoreOp::PutSubscription(rec));
+            self.expiries.remove(&old);
+            self.expiries.insert(new);
+            let headers = [(HeaderName::Expires, granted.to_string()), (HeaderName::Contact, our_contact)];
+            self.respond(cx, 200, "OK", &headers, Some(local_tag));
+            self.notify(now, &id);
+            return Ok(());
+        }
+
+        if requested != 0 && requested < limits.min {
+            return Err(Reject::new(423, "Interval Too Brief").with(HeaderName::MinExpires, limits.min.to_string()));
+        }
+        let contact = contact.ok_or_else(|| Reject::new(400, "Missing Contact header"))?;
+        let resource = canonical_resource(msg.request_uri().unwrap_or_default())?;
+        let data = {
+            let view = self.view(&resource);
+            pkg.on_subscribe(&view, msg, &self.package_cx())?
+        };
+        let route_set = msg.record_routes().map_err(bad)?.into_iter().map(|r| r.raw.to_string()).collect();
+        let local_tag = self.rng.token();
+        let granted = requested.min(limits.max);
+        let id = sub_id(call_id, &local_tag, remote_tag, package, event.id);
+        let rec = SubscriptionRecord {
+            id: id.clone(),
+            package: package.to_string(),
+            resource: resource.clone(),
+            event_id: event.id.map(str::to_string),
+            call_id: call_id.to_string(),
+            local_tag: local_tag.clone(),
+            remote_tag: remote_tag.to_string(),
+            local_uri: to.uri.to_string(),
+            remote_uri: from.uri.to_string(),
+            remote_target: contact.uri.to_string(),
+            route_set,
+            local_cseq: 0,
+            remote_cseq: cseq.seq,
+            expires_at: now.plus_secs(granted.into()),
+            changed_at: now,
+            state: serde_json::to_string(&data).unwrap_or_default(),
+            source: cx.from,
+        };
+        let our_contact = contact_of(cx.from.local, cx.from.transport);
+        let order = self.next_order();
+        let mut sub = Subscription { rec, data, order, in_flight: false, dirty: false, ending: None };
+        if requested == 0 {
+            // A fetch: one NOTIFY with the state, nothing kept (RFC 6665 §4.4.3).
+            self.respond(cx, 200, "OK", &[(HeaderName::Expires, "0".into()), (HeaderName::Contact, our_contact)], Some(&local_tag));
+            sub.ending = Some("timeout");
+            self.subs.insert(id.clone(), sub);
+            self.send_notify(now, &id);
+            return Ok(());
+        }
+        self.refresh_shared_cache(&resource);
+        self.insert_subscription(sub);
+        let headers = [(HeaderName::Expires, granted.to_string()), (HeaderName::Contact, our_contact)];
+        self.respond(cx, 200, "OK", &headers, Some(&local_tag));
+        self.notify(now, &id);
+        // A seize changes the line for its call-info watchers.
+        self.resource_changed(now, &resource);
+        Ok(())
+    }
+
+    /// End a subscription with a final NOTIFY, and tell the resource's other
+    /// watchers if that changed what they see.
+    pub(crate) fn end_subscription(&mut self, now: Time, id: &str, reason: &'static str) {
+        if let Some(resource) = self.end_subscription_quiet(now, id, reason) {
+            self.resource_changed(now, &resource);
+        }
+    }
+
+    /// End a subscription with a final NOTIFY; returns its resource. The
+    /// caller tells the resource's other watchers.
+    pub(crate) fn end_subscription_quiet(&mut self, now: Time, id: &str, reason: &'static str) -> Option<String> {
+        let resource = self.forget_subscription(id)?;
+        if let Some(s) = self.subs.get_mut(id) {
+            s.ending = Some(reason);
+            if !s.in_flight {
+                self.send_notify(now, id);
+            }
+        }
+        Some(resource)
+    }
+
+    /// Take a live subscription off its resource, the clock and the store.
+    /// It stays in `subs` only while its final NOTIFY is due.
+    fn forget_subscription(&mut self, id: &str) -> Option<String> {
+        let s = self.subs.get(id)?;
+        if s.ending.is_some() {
+            return None;
+        }
+        let resource = s.rec.resource.clone();
+        self.expiries.remove(&(s.rec.expires_at, Expiry::Subscription(id.to_string())));
+        if let Some(res) = self.resources.get_mut(&resource) {
+            res.subs.remove(id);
+        }
+        self.write(StoreOp::DeleteSubscription(id.to_string()));
+        Some(resource)
+    }
+
+    /// The subscription's state changed: NOTIFY now, or after the NOTIFY in flight.
+    pub(crate) fn notify(&mut self, now: Time, id: &str) {
+        let Some(s) = self.subs.get_mut(id) else { return };
+        if s.in_flight {
+            s.dirty = true;
+            return;
+        }
+        self.send_notify(now, id);
+    }
+
+    /// A NOTIFY transaction ended with `code` (`None`: Timer F).
+    pub(crate) fn notify_done(&mut self, now: Time, ctx: NotifyCtx, code: Option<u16>) {
+        if ctx.terminal {
+            return;
+        }
+        let Some(s) = self.subs.get_mut(&ctx.sub) else { return };
+        s.in_flight = false;
+        let failed = code.is_none_or(ends_subscription);
+        if failed {
+            // The watcher is gone: no final NOTIFY (it would fail the same way).
+            debug!(sub = %ctx.sub, ?code, "NOTIFY failed; subscription removed");
+            let resource = self.forget_subscription(&ctx.sub);
+            self.subs.remove(&ctx.sub);
+            if let Some(r) = resource {
+                self.resource_changed(now, &r);
+            }
+            return;
+        }
+        let (ending, dirty) = (s.ending.is_some(), s.dirty);
+        if ending || dirty {
+            self.send_notify(now, &ctx.sub);
+        }
+    }
+
+    /// Build and send the subscription's next NOTIFY with its current state.
+    pub(crate) fn send_notify(&mut self, now: Time, id: &str) {
+        let Some(s) = self.subs.get(id) else { return };
+        let pkg = self.packages.get(&s.rec.package).map(|(p, _)| p);
+        let rendered: Rendered = match pkg {
+            Some(p) if p.shared_state() => self
+                .resources
+                .get(&s.rec.resource)
+                .and_then(|r| r.shared.iter().find(|(n, _)| *n == p.name()).map(|(_, r)| r.clone()))
+                .unwrap_or_else(|| p.render(&self.view(&s.rec.resource), s.data)),
+            Some(p) => p.render(&self.view(&s.rec.resource), s.data),
+            None => Rendered::default(),
+        };
+        let branch = format!("z9hG4bK{}", self.rng.token());
+        let Some(s) = self.subs.get_mut(id) else { return };
+        s.rec.local_cseq = s.rec.local_cseq.wrapping_add(1);
+        s.in_flight = true;
+        s.dirty = false;
+        let terminal = s.ending;
+        let state = match terminal {
+            Some(reason) => format!("terminated;reason={reason}"),
+            None => format!("active;expires={}", now.secs_until(s.rec.expires_at)),
+        };
+        let t = build_notify(&s.rec, &branch, &state, &rendered);
+        let rec = terminal.is_none().then(|| s.rec.clone());
+        if let Some(rec) = rec {
+            self.write(StoreOp::PutSubscription(rec));
+        } else {
+            self.subs.remove(id);
+        }
+        self.client_tx.start(now, branch, t.clone(), NotifyCtx { sub: id.to_string(), terminal: terminal.is_some() });
+        self.send(t);
+    }
+}
+
+/// Our Contact for a listener.
+fn contact_of(local: SocketAddr, transport: Transport) -> String {
+    match transport {
+        Transport::Udp => format!("<sip:{local}>"),
+        Transport::Tcp => format!("<sip:{local};transport=tcp>"),
+    }
+}
+
+/// Strip `<>` and parameters from a Route/Record-Route element.
+fn route_uri(route: &str) -> &str {
+    match (route.find('<'), route.find('>')) {
+        (Some(a), Some(b)) if a < b => &route[a + 1..b],
+        _ => route.split(';').next().unwrap_or(route).trim(),
+    }
+}
+
+/// Where a request to this URI goes: an IP literal host with its port; a
+/// host name (which we do not resolve) or anything unreadable gives `None`.
+fn uri_addr(uri: &str) -> Option<(SocketAddr, Option<Transport>)> {
+    let u = sip::Uri::parse(uri).ok()?;
+    let ip: IpAddr = match u.host().ok()? {
+        sip::Host::Ip(ip) => ip,
+        sip::Host::Name(_) => return None,
+    };
+    let sips = u.scheme.eq_ignore_ascii_case("sips");
+    let port = u.port.unwrap_or(if sips { 5061 } else { 5060 });
+    let transport = match u.transport() {
+        Some(t) if t.eq_ignore_ascii_case("tcp") => Some(Transport::Tcp),
+        Some(t) if t.eq_ignore_ascii_case("udp") => Some(Transport::Udp),
+        _ => None,
+    };
+    Some((SocketAddr::new(ip, port), transport))
+}
+
+/// A NOTIFY in the subscription's dialog (RFC 3261 §12.2.1.1 for the
+/// Request-URI and Route set).
+fn build_notify(rec: &SubscriptionRecord, branch: &str, state: &str, rendered: &Rendered) -> Transmit {
+    // A first route without `lr` is a strict router: it goes in the
+    // Request-URI and the remote target goes last in Route.
+    let strict = rec.route_set.first().is_some_and(|r| !route_uri(r).contains(";lr"));
+    let (request_uri, routes): (&str, Vec<&str>) = if strict {
+        let mut rest: Vec<&str> = rec.route_set[1..].iter().map(String::as_str).collect();
+        rest.push(&rec.remote_target);
+        (route_uri(&rec.route_set[0]), rest)
+    } else {
+        (&rec.remote_target, rec.route_set.iter().map(String::as_str).collect())
+    };
+    let next_hop = rec.route_set.first().map(|r| route_uri(r)).unwrap_or(&rec.remote_target);
+    // Over TCP the NOTIFY reuses the subscriber's connection; a next hop we
+    // cannot read as an address falls back to where the SUBSCRIBE came from.
+    let (remote, transport) = match uri_addr(next_hop) {
+        Some((addr, t)) => (addr, t.unwrap_or(rec.source.transport)),
+        None => (rec.source.remote, rec.source.transport),
+    };
+    let conn = if transport == rec.source.transport { rec.source.conn } else { None };
+    let local = rec.source.local;
+
+    let mut buf = Vec::with_capacity(640);
+    let mut w = RequestWriter::new(&mut buf, Method::Notify, request_uri)
+        .header_with(HeaderName::Via, |b| {
+            b.extend_from_slice(b"SIP/2.0/");
+            b.extend_from_slice(transport.via_token().as_bytes());
+            b.push(b' ');
+            b.extend_from_slice(local.to_string().as_bytes());
+            b.extend_from_slice(b";branch=");
+            b.extend_from_slice(branch.as_bytes());
+            b.extend_from_slice(b";rport");
+        })
+        .header(HeaderName::MaxForwards, "70");
+    for r in routes {
+        w = w.header(HeaderName::Route, r);
+    }
+    let w = w
+        .header_with(HeaderName::From, |b| {
+            b.push(b'<');
+            b.extend_from_slice(rec.local_uri.as_bytes());
+            b.extend_from_slice(b">;tag=");
+            b.extend_from_slice(rec.local_tag.as_bytes());
+        })
+        .header_with(HeaderName::To, |b| {
+            b.push(b'<');
+            b.extend_from_slice(rec.remote_uri.as_bytes());
+            b.extend_from_slice(b">;tag=");
+            b.extend_from_slice(rec.remote_tag.as_bytes());
+        })
+        .header(HeaderName::CallId, &rec.call_id)
+        .header_with(HeaderName::CSeq, |b| {
+            b.extend_from_slice(rec.local_cseq.to_string().as_bytes());
+            b.extend_from_slice(b" NOTIFY");
+        })
+        .header(HeaderName::Contact, &contact_of(local, transport))
+        .header_with(HeaderName::Event, |b| {
+            b.extend_from_slice(rec.package.as_bytes());
+            if let Some(id) = &rec.event_id {
+                b.extend_from_slice(b";id=");
+                b.extend_from_slice(id.as_bytes());
+            }
+        })
+        .header(HeaderName::SubscriptionState, state);
+    let mut w = w;
+    for (name, value) in &rendered.headers {
+        w = w.header(*name, value);
+    }
+    match &rendered.body {
+        Some((ctype, body)) => w.finish_with_body(ctype, body),
+        None => w.finish(),
+    }
+    Transmit { transport, local, remote, conn, bytes: buf }
+}

@@ -1,0 +1,488 @@
+//! The presence engine's rules (RFC 3903 PUBLISH, RFC 6665 SUBSCRIBE/NOTIFY,
+//! durability), driven on the settable clock.
+
+mod harness;
+use harness::*;
+
+const LINE: &str = "sip:bob@example.com";
+
+fn ci(index: u32, state: &str) -> String {
+    format!("Call-Info: <sip:example.com>;appearance-index={index};appearance-state={state}\n")
+}
+
+/// Subscribe `phone` to call-info on LINE, check the 200 and the first
+/// NOTIFY, answer it, and return that NOTIFY.
+fn watch(h: &mut Harness, phone: &mut Phone) -> Sent {
+    let req = phone.subscribe(LINE, "call-info", Some(600), "");
+    h.input(phone.src(), &req);
+    let mut out = sent(h.take_to(addr(phone.port)));
+    assert_eq!(out.len(), 2, "200 and NOTIFY: {:?}", out.iter().map(Sent::text).collect::<Vec<_>>());
+    let notify = out.pop().unwrap();
+    let ok = out.pop().unwrap();
+    assert_eq!(ok.status(), Some(200));
+    phone.learn(&ok);
+    assert!(notify.is_notify());
+    h.input(phone.src(), &reply(&notify, 200));
+    notify
+}
+
+fn publish(h: &mut Harness, p: &mut Phone, extra: &str, expires: Option<u32>) -> Sent {
+    let req = p.publish(LINE, expires, extra);
+    h.input(p.src(), &req);
+    let mut out = sent(h.take_to(addr(p.port)));
+    assert_eq!(out.len(), 1);
+    out.pop().unwrap()
+}
+
+/// The NOTIFYs sent to `phone` since last asked, each answered with 200.
+fn notifies(h: &mut Harness, phone: &Phone) -> Vec<Sent> {
+    let out = sent(h.take_to(addr(phone.port)));
+    for n in &out {
+        assert!(n.is_notify(), "{}", n.text());
+        h.input(phone.src(), &reply(n, 200));
+    }
+    out
+}
+
+#[test]
+fn options_lists_methods_and_packages() {
+    let mut h = Harness::new();
+    h.input(udp(7000), "OPTIONS sip:example.com SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:7000;branch=z9hG4bKopt\nFrom: <sip:a@example.com>;tag=1\nTo: <sip:example.com>\nCall-ID: o1\nCSeq: 1 OPTIONS\nMax-Forwards: 70\nContent-Length: 0\n\n");
+    let out = sent(h.take());
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].status(), Some(200));
+    assert!(out[0].header("Allow").unwrap().contains("SUBSCRIBE"));
+    let ev = out[0].header("Allow-Events").unwrap();
+    assert!(ev.contains("call-info") && ev.contains("line-seize"), "{ev}");
+    assert!(out[0].msg().to().unwrap().unwrap().tag().is_some(), "a To tag is added");
+}
+
+#[test]
+fn methods_we_do_not_serve() {
+    let mut h = Harness::new();
+    let req = |m: &str, extra: &str| format!("{m} sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:7000;branch=z9hG4bK{m}\nFrom: <sip:a@example.com>;tag=1\nTo: <sip:bob@example.com>\nCall-ID: m-{m}\nCSeq: 1 {m}\nMax-Forwards: 70\n{extra}Content-Length: 0\n\n");
+    h.input(udp(7000), &req("INVITE", ""));
+    h.input(udp(7000), &req("REGISTER", ""));
+    h.input(udp(7000), &req("FOO", ""));
+    h.input(udp(7000), &req("OPTIONS", "Require: 100rel, foo\n"));
+    let out = sent(h.take());
+    let codes: Vec<_> = out.iter().map(|s| s.status().unwrap()).collect();
+    assert_eq!(codes, [405, 405, 501, 420]);
+    assert!(out[0].header("Allow").unwrap().contains("PUBLISH"));
+    assert_eq!(out[3].header("Unsupported").unwrap(), "100rel, foo");
+}
+
+#[test]
+fn publish_gets_fresh_etags_and_412_for_stale_ones() {
+    let mut h = Harness::new();
+    let mut pbx = Phone::new(6000);
+    let ok = publish(&mut h, &mut pbx, &ci(1, "alerting"), None);
+    assert_eq!(ok.status(), Some(200));
+    assert_eq!(ok.header("Expires").unwrap(), "3600");
+    let e1 = ok.header("SIP-ETag").unwrap();
+    // Refresh: no Call-Info, SIP-If-Match.
+    let ok = publish(&mut h, &mut pbx, &format!("SIP-If-Match: {e1}\n"), Some(120));
+    assert_eq!(ok.status(), Some(200));
+    assert_eq!(ok.header("Expires").unwrap(), "120");
+    let e2 = ok.header("SIP-ETag").unwrap();
+    assert_ne!(e1, e2);
+    // The old tag is dead.
+    let r = publish(&mut h, &mut pbx, &format!("SIP-If-Match: {e1}\n{}", ci(1, "active")), None);
+    assert_eq!(r.status(), Some(412));
+    // Modify, then remove; each gets a new tag.
+    let ok = publish(&mut h, &mut pbx, &format!("SIP-If-Match: {e2}\n{}", ci(1, "active")), None);
+    let e3 = ok.header("SIP-ETag").unwrap();
+    assert!(e3 != e2 && e3 != e1);
+    let ok = publish(&mut h, &mut pbx, &format!("SIP-If-Match: {e3}\n"), Some(0));
+    assert_eq!(ok.status(), Some(200));
+    let e4 = ok.header("SIP-ETag").unwrap();
+    assert!(![&e1, &e2, &e3].contains(&&e4));
+    assert!(h.pubs.is_empty(), "removal reached the store");
+    assert_eq!(publish(&mut h, &mut pbx, &format!("SIP-If-Match: {e3}\n"), None).status(), Some(412));
+}
+
+#[test]
+fn publish_refusals() {
+    let mut h = Harness::new();
+    let mut pbx = Phone::new(6000);
+    let two = publish(&mut h, &mut pbx, &format!("SIP-If-Match: a\nSIP-If-Match: b\n{}", ci(1, "active")), None);
+    assert_eq!(two.status(), Some(400));
+    let brief = publish(&mut h, &mut pbx, &ci(1, "active"), Some(30));
+    assert_eq!(brief.status(), Some(423));
+    assert_eq!(brief.header("Min-Expires").unwrap(), "60");
+    let req = pbx.publish(LINE, None, &ci(1, "active")).replace("Event: call-info", "Event: dialog");
+    h.input(pbx.src(), &req);
+    let r = sent(h.take());
+    assert_eq!(r[0].status(), Some(489));
+    assert!(r[0].header("Allow-Events").unwrap().contains("call-info"));
+    let req = pbx.publish(LINE, None, &ci(1, "active")).replace("Event: call-info\n", "").replace("Event: call-info\r\n", "");
+    h.input(pbx.src(), &req);
+    assert_eq!(sent(h.take())[0].status(), Some(489));
+    let req = pbx.publish(LINE, None, &ci(1, "active")).replace("Content-Length: 0\n\n", "Content-Type: application/xml\nContent-Length: 4\n\n<a/>");
+    h.input(pbx.src(), &req);
+    assert_eq!(sent(h.take())[0].status(), Some(415));
+    // call-info must name index and state.
+    for bad in [
+        "Call-Info: <sip:example.com>;appearance-state=active\n",
+        "Call-Info: <sip:example.com>;appearance-index=1\n",
+        "Call-Info: <sip:example.com>;appearance-index=0;appearance-state=active\n",
+        "Call-Info: <sip:example.com>;appearance-index=x;appearance-state=active\n",
+        "Call-Info: <sip:example.com>;appearance-index=1;appearance-state=ringing\n",
+        "Call-Info: <sip:example.com>;appearance-index=*;appearance-state=active\n",
+        "",
+    ] {
+        let r = publish(&mut h, &mut pbx, bad, None);
+        assert_eq!(r.status(), Some(400), "{bad}");
+        assert!(r.msg().status().is_some());
+    }
+    // Untrusted source.
+    let req = pbx.publish(LINE, None, &ci(1, "active"));
+    h.input(from_ip("192.0.2.9", 6000), &req);
+    assert_eq!(sent(h.take())[0].status(), Some(403));
+    assert!(h.pubs.is_empty(), "nothing refused was stored");
+}
+
+#[test]
+fn seed_flow_watcher_sees_idle_alerting_active_idle() {
+    let mut h = Harness::new();
+    let mut w = Phone::new(7000);
+    let first = watch(&mut h, &mut w);
+    assert!(first.sub_state().starts_with("active;expires="), "{}", first.sub_state());
+    assert_eq!(first.header("Call-Info").unwrap(), "<sip:example.com>;appearance-index=*;appearance-state=idle");
+    assert!(first.header("Content-Type").is_none());
+    assert_eq!(first.header("Content-Length").unwrap(), "0");
+
+    let mut pbx = Phone::new(6000);
+    let ok = publish(&mut h, &mut pbx, "Call-Info: <sip:example.com>;appearance-index=1;appearance-state=alerting;appearance-uri=\"\\\"Alice\\\" <sip:alice@example.com>\"\n", None);
+    let etag = ok.header("SIP-ETag").unwrap();
+    let n = notifies(&mut h, &w);
+    assert_eq!(n.len(), 1);
+    assert_eq!(
+        n[0].header("Call-Info").unwrap(),
+        "<sip:example.com>;appearance-index=1;appearance-state=alerting;appearance-uri=\"\\\"Alice\\\" <sip:alice@example.com>\", <sip:example.com>;appearance-index=*;appearance-state=idle"
+    );
+    assert_eq!(n[0].cseq(), first.cseq() + 1);
+
+    let ok = publish(&mut h, &mut pbx, &format!("SIP-If-Match: {etag}\n{}", ci(1, "active")), None);
+    let etag = ok.header("SIP-ETag").unwrap();
+    let n = notifies(&mut h, &w);
+    assert_eq!(n.len(), 1);
+    assert_eq!(n[0].appearances(), [(1, "active".to_string())]);
+
+    // A refresh changes nothing and notifies nobody.
+    let ok = publish(&mut h, &mut pbx, &format!("SIP-If-Match: {etag}\n"), None);
+    let etag = ok.header("SIP-ETag").unwrap();
+    assert!(notifies(&mut h, &w).is_empty());
+
+    publish(&mut h, &mut pbx, &format!("SIP-If-Match: {etag}\n"), Some(0));
+    let n = notifies(&mut h, &w);
+    assert_eq!(n.len(), 1);
+    assert!(n[0].appearances().is_empty(), "idle again: {}", n[0].text());
+}
+
+#[test]
+fn expired_publication_turns_idle() {
+    let mut h = Harness::new();
+    let mut w = Phone::new(7000);
+    watch(&mut h, &mut w);
+    let mut pbx = Phone::new(6000);
+    publish(&mut h, &mut pbx, &ci(2, "active"), Some(60));
+    assert_eq!(notifies(&mut h, &w)[0].appearances(), [(2, "active".to_string())]);
+    h.advance(59_000);
+    assert!(notifies(&mut h, &w).is_empty());
+    h.advance(1_000);
+    let n = notifies(&mut h, &w);
+    assert_eq!(n.len(), 1);
+    assert!(n[0].appearances().is_empty());
+    assert!(h.pubs.is_empty());
+}
+
+#[test]
+fn subscription_expires_with_final_notify() {
+    let mut h = Harness::new();
+    let mut w = Phone::new(7000);
+    let req = w.subscribe(LINE, "call-info", Some(120), "");
+    h.input(w.src(), &req);
+    let out = sent(h.take());
+    assert_eq!(out[0].header("Expires").unwrap(), "120");
+    assert!(out[0].header("Contact").is_some());
+    h.input(w.src(), &reply(&out[1], 200));
+    assert_eq!(h.subs.len(), 1);
+    h.advance(119_999);
+    assert!(h.take().is_empty());
+    h.advance(1);
+    let n = sent(h.take());
+    assert_eq!(n.len(), 1);
+    assert_eq!(n[0].sub_state(), "terminated;reason=timeout");
+    assert!(h.subs.is_empty());
+    // And nothing after that.
+    let mut pbx = Phone::new(6000);
+    publish(&mut h, &mut pbx, &ci(1, "alerting"), None);
+    assert!(h.take_to(addr(7000)).is_empty());
+}
+
+#[test]
+fn expires_is_capped_and_checked() {
+    let mut h = Harness::new();
+    let mut w = Phone::new(7000);
+    let req = w.subscribe(LINE, "call-info", Some(99_999), "");
+    h.input(w.src(), &req);
+    assert_eq!(sent(h.take())[0].header("Expires").unwrap(), "3600");
+    let mut w = Phone::new(7001);
+    let req = w.subscribe(LINE, "call-info", Some(10), "");
+    h.input(w.src(), &req);
+    let r = sent(h.take());
+    assert_eq!(r[0].status(), Some(423));
+    assert_eq!(r[0].header("Min-Expires").unwrap(), "60");
+    let mut w = Phone::new(7002);
+    let req = w.subscribe(LINE, "presence", Some(600), "");
+    h.input(w.src(), &req);
+    let r = sent(h.take());
+    assert_eq!(r[0].status(), Some(489));
+    assert_eq!(r[0].header("Allow-Events").unwrap(), "call-info, line-seize");
+    let mut w = Phone::new(7003);
+    let req = w.subscribe(LINE, "call-info", Some(600), "").replace("Event: call-info\n", "").replace("Event: call-info\r\n", "");
+    h.input(w.src(), &req);
+    assert_eq!(sent(h.take())[0].status(), Some(400));
+}
+
+#[test]
+fn refresh_unsubscribe_and_unknown_dialog() {
+    let mut h = Harness::new();
+    let mut w = Phone::new(7000);
+    let first = watch(&mut h, &mut w);
+    let req = w.subscribe(LINE, "call-info", Some(300), "");
+    h.input(w.src(), &req);
+    let out = sent(h.take());
+    assert_eq!(out[0].status(), Some(200));
+    assert_eq!(out[0].header("Expires").unwrap(), "300");
+    assert_eq!(out[1].cseq(), first.cseq() + 1, "full-state NOTIFY on refresh");
+    assert_eq!(out[1].sub_state(), "active;expires=300");
+    h.input(w.src(), &reply(&out[1], 200));
+    let req = w.subscribe(LINE, "call-info", Some(0), "");
+    h.input(w.src(), &req);
+    let out = sent(h.take());
+    assert_eq!(out[0].status(), Some(200));
+    assert_eq!(out[1].sub_state(), "terminated;reason=timeout");
+    assert!(h.subs.is_empty());
+    // The dialog is gone now.
+    let req = w.subscribe(LINE, "call-info", Some(300), "");
+    h.input(w.src(), &req);
+    assert_eq!(sent(h.take())[0].status(), Some(481));
+}
+
+#[test]
+fn fetch_gets_one_terminated_notify() {
+    let mut h = Harness::new();
+    let mut pbx = Phone::new(6000);
+    publish(&mut h, &mut pbx, &ci(1, "held"), None);
+    let mut w = Phone::new(7000);
+    let req = w.subscribe(LINE, "call-info", Some(0), "");
+    h.input(w.src(), &req);
+    let out = sent(h.take());
+    assert_eq!(out[0].status(), Some(200));
+    assert_eq!(out[1].sub_state(), "terminated;reason=timeout");
+    assert_eq!(out[1].appearances(), [(1, "held".to_string())]);
+    assert!(h.subs.is_empty());
+}
+
+#[test]
+fn notify_answered_481_ends_subscription() {
+    let mut h = Harness::new();
+    let mut w = Phone::new(7000);
+    watch(&mut h, &mut w);
+    let mut pbx = Phone::new(6000);
+    publish(&mut h, &mut pbx, &ci(1, "alerting"), None);
+    let n = sent(h.take_to(addr(7000)));
+    h.input(w.src(), &reply(&n[0], 481));
+    assert!(h.subs.is_empty());
+    publish(&mut h, &mut pbx, &ci(2, "alerting"), None);
+    assert!(h.take_to(addr(7000)).is_empty(), "no NOTIFY after 481");
+}
+
+#[test]
+fn notify_timeout_ends_subscription_and_retransmits_before() {
+    let mut h = Harness::new();
+    let mut w = Phone::new(7000);
+    let req = w.subscribe(LINE, "call-info", Some(600), "");
+    h.input(w.src(), &req);
+    let out = sent(h.take());
+    assert_eq!(out.len(), 2);
+    // Never answered: retransmitted on Timer E (500, 1000, 2000, 4000, 4000...).
+    h.advance(500);
+    assert_eq!(sent(h.take()).len(), 1);
+    h.advance(1000);
+    assert_eq!(sent(h.take()).len(), 1);
+    h.advance(32_000 - 1500 - 1);
+    let retx = sent(h.take());
+    assert!(retx.iter().all(|r| r.bytes == out[1].bytes), "identical retransmissions");
+    assert_eq!(h.subs.len(), 1);
+    h.advance(1);
+    assert!(h.subs.is_empty(), "Timer F removed the watcher");
+    let mut pbx = Phone::new(6000);
+    publish(&mut h, &mut pbx, &ci(1, "alerting"), None);
+    assert!(h.take_to(addr(7000)).is_empty());
+}
+
+#[test]
+fn changes_during_a_notify_in_flight_are_coalesced() {
+    let mut h = Harness::new();
+    let mut w = Phone::new(7000);
+    let first = watch(&mut h, &mut w);
+    let mut pbx = Phone::new(6000);
+    let e = publish(&mut h, &mut pbx, &ci(1, "alerting"), None).header("SIP-ETag").unwrap();
+    let n1 = sent(h.take_to(addr(7000)));
+    assert_eq!(n1.len(), 1);
+    // Two more changes while n1 is unanswered.
+    let e = publish(&mut h, &mut pbx, &format!("SIP-If-Match: {e}\n{}", ci(1, "active")), None).header("SIP-ETag").unwrap();
+    publish(&mut h, &mut pbx, &format!("SIP-If-Match: {e}\n{}", ci(1, "held")), None);
+    assert!(h.take_to(addr(7000)).is_empty(), "one NOTIFY in flight at a time");
+    h.input(w.src(), &reply(&n1[0], 200));
+    let n2 = notifies(&mut h, &w);
+    assert_eq!(n2.len(), 1);
+    assert_eq!(n2[0].appearances(), [(1, "held".to_string())]);
+    assert_eq!(n2[0].cseq(), first.cseq() + 2);
+}
+
+#[test]
+fn retransmitted_subscribe_is_answered_again_not_processed() {
+    let mut h = Harness::new();
+    let mut w = Phone::new(7000);
+    let req = w.subscribe(LINE, "call-info", Some(600), "");
+    h.input(w.src(), &req);
+    let a = sent(h.take());
+    h.input(w.src(), &req);
+    let b = sent(h.take());
+    assert_eq!(b.len(), 1, "only the response again, no second NOTIFY");
+    assert_eq!(a[0].bytes, b[0].bytes);
+    assert_eq!(h.engine.subscription_count(), 1);
+}
+
+#[test]
+fn nothing_leaves_before_the_store_acknowledges() {
+    let mut h = Harness::new();
+    h.ack_store = false;
+    let mut w = Phone::new(7000);
+    let req = w.subscribe(LINE, "call-info", Some(600), "");
+    h.input(w.src(), &req);
+    assert!(h.take().is_empty(), "no 200 before durable");
+    assert_eq!(h.subs.len(), 1, "the write was handed to the store");
+    h.ack_pending();
+    let out = sent(h.take());
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[0].status(), Some(200));
+}
+
+#[test]
+fn restart_keeps_dialogs_and_cseq() {
+    let mut h = Harness::new();
+    let mut w = Phone::new(7000);
+    let first = watch(&mut h, &mut w);
+    let mut pbx = Phone::new(6000);
+    let etag = publish(&mut h, &mut pbx, &ci(1, "alerting"), None).header("SIP-ETag").unwrap();
+    let n = notifies(&mut h, &w);
+    assert_eq!(n[0].cseq(), first.cseq() + 1);
+    h.restart(engine::Config::default());
+    assert_eq!(h.engine.subscription_count(), 1);
+    assert_eq!(h.engine.publication_count(), 1);
+    // The publisher's ETag still works; the watcher hears in its old dialog.
+    let ok = publish(&mut h, &mut pbx, &format!("SIP-If-Match: {etag}\n{}", ci(1, "active")), None);
+    assert_eq!(ok.status(), Some(200));
+    let n2 = notifies(&mut h, &w);
+    assert_eq!(n2.len(), 1);
+    assert_eq!(n2[0].cseq(), first.cseq() + 2);
+    assert_eq!(n2[0].msg().call_id().unwrap().unwrap(), w.call_id);
+    let to = n2[0].msg().to().unwrap().unwrap();
+    assert_eq!(to.tag(), Some(w.tag.as_str()));
+    assert_eq!(n2[0].msg().from().unwrap().unwrap().tag(), w.to_tag.as_deref());
+}
+
+#[test]
+fn what_expired_while_down_is_processed_at_start() {
+    let mut h = Harness::new();
+    let mut w = Phone::new(7000);
+    let req = w.subscribe(LINE, "call-info", Some(60), "");
+    h.input(w.src(), &req);
+    let out = sent(h.take());
+    h.input(w.src(), &reply(&out[1], 200));
+    h.now = h.now + 120_000;
+    h.restart(engine::Config::default());
+    let n = sent(h.take());
+    assert_eq!(n.len(), 1);
+    assert_eq!(n[0].sub_state(), "terminated;reason=timeout");
+    assert!(h.subs.is_empty());
+}
+
+#[test]
+fn notify_follows_record_route() {
+    let mut h = Harness::new();
+    let mut w = Phone::new(7000);
+    let req = w.subscribe(LINE, "call-info", Some(600), "Record-Route: <sip:127.0.0.1:5999;lr>\n");
+    h.input(w.src(), &req);
+    let out = h.take();
+    assert_eq!(out.len(), 2);
+    let n = &out[1];
+    assert_eq!(n.remote, addr(5999), "sent to the proxy");
+    let s = Sent { bytes: n.bytes.clone() };
+    assert_eq!(s.header("Route").unwrap(), "<sip:127.0.0.1:5999;lr>");
+    assert_eq!(s.msg().request_uri().unwrap(), "sip:phone7000@127.0.0.1:7000");
+}
+
+#[test]
+fn per_package_limits_come_from_config() {
+    let mut cfg = engine::Config::default();
+    cfg.package_limits.insert("call-info".into(), engine::config::ExpiresLimits { min: 10, max: 100, default: 50 });
+    let mut h = Harness::with(cfg);
+    let mut w = Phone::new(7000);
+    let req = w.subscribe(LINE, "call-info", None, "");
+    h.input(w.src(), &req);
+    assert_eq!(sent(h.take())[0].header("Expires").unwrap(), "50");
+    let mut pbx = Phone::new(6000);
+    let ok = publish(&mut h, &mut pbx, &ci(1, "active"), Some(20));
+    assert_eq!(ok.header("Expires").unwrap(), "20");
+}
+
+#[test]
+fn event_id_is_echoed_and_refresh_moves_the_target() {
+    let mut h = Harness::new();
+    let mut w = Phone::new(7000);
+    let req = w.subscribe(LINE, "call-info;id=abc", Some(600), "");
+    h.input(w.src(), &req);
+    let out = sent(h.take());
+    assert_eq!(out[1].header("Event").unwrap(), "call-info;id=abc");
+    w.learn(&out[0]);
+    h.input(w.src(), &reply(&out[1], 200));
+    // Refresh from a new contact: the next NOTIFY goes there.
+    let req = w.subscribe(LINE, "call-info;id=abc", Some(600), "").replace("127.0.0.1:7000>", "127.0.0.1:7777>");
+    h.input(w.src(), &req);
+    let out = h.take();
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[1].remote, addr(7777));
+    // A stale CSeq is refused (RFC 3261 §12.2.2).
+    w.cseq = 0;
+    let req = w.subscribe(LINE, "call-info;id=abc", Some(600), "");
+    h.input(w.src(), &req);
+    assert_eq!(sent(h.take())[0].status(), Some(500));
+}
+
+#[test]
+fn tcp_notifies_reuse_the_connection() {
+    let mut h = Harness::new();
+    let mut w = Phone::new(7000);
+    let src = engine::Source { transport: engine::Transport::Tcp, conn: Some(engine::ConnId(42)), ..w.src() };
+    let req = w.subscribe(LINE, "call-info", Some(600), "").replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    h.input(src, &req);
+    let out = h.take();
+    assert_eq!(out.len(), 2);
+    for t in &out {
+        assert_eq!(t.transport, engine::Transport::Tcp);
+        assert_eq!(t.conn, Some(engine::ConnId(42)));
+    }
+    let n = Sent { bytes: out[1].bytes.clone() };
+    assert!(n.header("Via").unwrap().starts_with("SIP/2.0/TCP "));
+    // No retransmission over TCP; Timer F still ends an unanswered NOTIFY.
+    h.advance(31_999);
+    assert!(h.take().is_empty());
+    h.advance(1);
+    assert_eq!(h.engine.subscription_count(), 0);
+}

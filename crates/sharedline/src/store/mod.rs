@@ -1,0 +1,313 @@
+//! The durable store: keeps the engine's [`engine::StoreBatch`]es and loads
+//! them back as an [`engine::Snapshot`] at start.
+//!
+//! The engine's rule is "a 200 means stored": it waits for
+//! [`engine::Engine::handle_durable`] before anything that depends on a batch
+//! leaves. This module owns that promise. [`open`] loads what is stored and
+//! starts a [`StoreWriter`], which owns one dedicated OS thread so that
+//! blocking file I/O never runs on the tokio runtime. The thread commits
+//! queued batches in groups (one transaction for everything queued at that
+//! moment) and only then reports the highest committed `seq` through the
+//! `on_durable` callback. A batch that has not been committed is never
+//! acknowledged: a failing commit is logged and retried, not skipped.
+//!
+//! Two stores exist: SQLite ([`sqlite`]) and memory ([`memory`], nothing
+//! survives a restart; for tests and throwaway runs). Both use the same writer
+//! thread, so the callback is always invoked from that thread and never from
+//! inside [`StoreWriter::submit`]; the caller can therefore hold its own locks
+//! while submitting without risk of re-entry.
+
+mod memory;
+mod sqlite;
+
+use engine::{Snapshot, StoreBatch};
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Where state is kept: `sqlite:PATH` or `memory`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreSpec {
+    /// An SQLite database file (created if missing).
+    Sqlite(PathBuf),
+    /// Nothing is kept across restarts.
+    Memory,
+}
+
+impl FromStr for StoreSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "memory" {
+            return Ok(StoreSpec::Memory);
+        }
+        if let Some(path) = s.strip_prefix("sqlite:") {
+            if path.is_empty() {
+                return Err(format!(
+                    "store `{s}` has an empty path: expected sqlite:PATH"
+                ));
+            }
+            return Ok(StoreSpec::Sqlite(PathBuf::from(path)));
+        }
+        Err(format!(
+            "unknown store `{s}`: expected sqlite:PATH or memory"
+        ))
+    }
+}
+
+impl fmt::Display for StoreSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreSpec::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
+            StoreSpec::Memory => f.write_str("memory"),
+        }
+    }
+}
+
+/// Why the store could not be opened or written.
+#[derive(Debug)]
+pub struct StoreError(pub String);
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// Figures for metrics, cumulative since [`open`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Batches committed (and acknowledged).
+    pub batches: u64,
+    /// Operations inside those batches.
+    pub ops: u64,
+    /// Transactions committed; fewer than `batches` when group commit groups.
+    pub transactions: u64,
+    /// Commit attempts that failed and were retried.
+    pub failures: u64,
+    /// How long the last successful commit took.
+    pub last_commit: Duration,
+}
+
+/// Upper bound on the batches grouped into one transaction, so a long backlog
+/// still produces acknowledgements at a steady pace.
+const MAX_GROUP: usize = 4096;
+/// First pause after a failed commit; doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Once `close` has been asked for, a store that keeps failing gets this many
+/// more attempts; shutdown must end even if the disk never recovers (nothing
+/// unacknowledged was promised to anyone).
+const ATTEMPTS_WHEN_CLOSING: u32 = 3;
+
+/// Something the writer thread can commit batches to.
+pub(crate) trait Backend: Send + 'static {
+    /// Apply every op of `batches`, in order, all-or-nothing, durably.
+    fn commit(&mut self, batches: &[StoreBatch]) -> Result<(), StoreError>;
+}
+
+/// Open the store, create the schema if needed, load everything.
+///
+/// `on_durable(seq)` is called from the writer thread each time every batch
+/// up to and including `seq` is durable; values strictly increase.
+pub fn open(
+    spec: &StoreSpec,
+    on_durable: Box<dyn Fn(u64) + Send + 'static>,
+) -> Result<(Snapshot, StoreWriter), StoreError> {
+    match spec {
+        StoreSpec::Sqlite(path) => {
+            let (backend, snapshot) = sqlite::SqliteStore::open(path)?;
+            tracing::info!(
+                store = %spec,
+                publications = snapshot.publications.len(),
+                subscriptions = snapshot.subscriptions.len(),
+                "store loaded"
+            );
+            Ok((snapshot, StoreWriter::spawn(backend, on_durable)?))
+        }
+        StoreSpec::Memory => Ok((
+            Snapshot::default(),
+            StoreWriter::spawn(memory::MemoryStore, on_durable)?,
+        )),
+    }
+}
+
+/// State shared between the [`StoreWriter`] handle and its thread.
+#[derive(Default)]
+struct Shared {
+    batches: AtomicU64,
+    ops: AtomicU64,
+    transactions: AtomicU64,
+    failures: AtomicU64,
+    last_commit_nanos: AtomicU64,
+    closing: AtomicBool,
+}
+
+/// Handle to the writer thread. Dropping it without [`StoreWriter::close`]
+/// also lets the thread commit what is queued and stop, but does not wait.
+pub struct StoreWriter {
+    /// `None` only after `close` took it; dropping it tells the thread to stop.
+    tx: Option<Sender<StoreBatch>>,
+    thread: Option<JoinHandle<()>>,
+    shared: Arc<Shared>,
+}
+
+impl StoreWriter {
+    fn spawn<B: Backend>(
+        backend: B,
+        on_durable: Box<dyn Fn(u64) + Send + 'static>,
+    ) -> Result<StoreWriter, StoreError> {
+        let (tx, rx) = mpsc::channel();
+        let shared = Arc::new(Shared::default());
+        let thread_shared = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || run(backend, rx, on_durable, &thread_shared))
+            .map_err(|e| StoreError(format!("cannot start the store writer thread: {e}")))?;
+        Ok(StoreWriter {
+            tx: Some(tx),
+            thread: Some(thread),
+            shared,
+        })
+    }
+
+    /// Queue a batch; never blocks on I/O.
+    pub fn submit(&self, batch: StoreBatch) {
+        let seq = batch.seq;
+        let sent = match &self.tx {
+            Some(tx) => tx.send(batch).is_ok(),
+            None => false,
+        };
+        if !sent {
+            // Only possible if the writer thread is gone; the batch will never
+            // be acknowledged, so whatever waits on it stays unanswered.
+            tracing::error!(seq, "store writer is not running; batch not stored");
+        }
+    }
+
+    /// Commit what is queued, stop the thread, return once durable (for clean
+    /// shutdown).
+    pub fn close(mut self) {
+        self.shared.closing.store(true, Ordering::SeqCst);
+        drop(self.tx.take());
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("store writer thread panicked");
+            }
+        }
+    }
+
+    /// Figures for metrics: batches and transactions committed so far, and
+    /// the last commit's duration.
+    pub fn stats(&self) -> StoreStats {
+        let s = &self.shared;
+        StoreStats {
+            batches: s.batches.load(Ordering::Relaxed),
+            ops: s.ops.load(Ordering::Relaxed),
+            transactions: s.transactions.load(Ordering::Relaxed),
+            failures: s.failures.load(Ordering::Relaxed),
+            last_commit: Duration::from_nanos(s.last_commit_nanos.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+impl fmt::Debug for StoreWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreWriter")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// The writer thread: wait for a batch, take everything else already queued,
+/// commit it as one transaction, acknowledge, repeat until the handle is gone.
+fn run<B: Backend>(
+    mut backend: B,
+    rx: Receiver<StoreBatch>,
+    on_durable: Box<dyn Fn(u64) + Send + 'static>,
+    shared: &Shared,
+) {
+    let mut group: Vec<StoreBatch> = Vec::new();
+    let mut disconnected = false;
+    while !disconnected {
+        match rx.recv() {
+            Ok(batch) => group.push(batch),
+            Err(_) => break,
+        }
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(batch) => group.push(batch),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    disconnected = true;
+                    break;
+                }
+            }
+        }
+        if !commit_with_retry(&mut backend, &group, shared) {
+            // Only when closing and the store keeps failing: stop without
+            // acknowledging, as promised.
+            return;
+        }
+        // Batches are submitted in seq order, so the last is the highest; max
+        // guards against a caller that does not keep that order.
+        if let Some(seq) = group.iter().map(|b| b.seq).max() {
+            on_durable(seq);
+        }
+        group.clear();
+    }
+}
+
+/// Commit `group`, retrying with backoff until it succeeds. Returns false only
+/// if the writer is closing and the store still fails after a few attempts.
+fn commit_with_retry<B: Backend>(backend: &mut B, group: &[StoreBatch], shared: &Shared) -> bool {
+    let mut backoff = FIRST_BACKOFF;
+    let mut attempts_while_closing = 0u32;
+    loop {
+        let started = Instant::now();
+        match backend.commit(group) {
+            Ok(()) => {
+                let took = started.elapsed();
+                let ops: usize = group.iter().map(|b| b.ops.len()).sum();
+                shared
+                    .batches
+                    .fetch_add(group.len() as u64, Ordering::Relaxed);
+                shared.ops.fetch_add(ops as u64, Ordering::Relaxed);
+                shared.transactions.fetch_add(1, Ordering::Relaxed);
+                shared.last_commit_nanos.store(
+                    u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
+                    Ordering::Relaxed,
+                );
+                return true;
+            }
+            Err(e) => {
+                shared.failures.fetch_add(1, Ordering::Relaxed);
+                let first = group.first().map(|b| b.seq);
+                let last = group.last().map(|b| b.seq);
+                if shared.closing.load(Ordering::SeqCst) {
+                    attempts_while_closing += 1;
+                    if attempts_while_closing > ATTEMPTS_WHEN_CLOSING {
+                        tracing::error!(
+                            error = %e, ?first, ?last,
+                            "store commit failed while closing; giving up, these batches are not stored"
+                        );
+                        return false;
+                    }
+                }
+                tracing::error!(
+                    error = %e, ?first, ?last, retry_in = ?backoff,
+                    "store commit failed; will retry"
+                );
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}

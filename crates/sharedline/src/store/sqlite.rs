@@ -1,0 +1,240 @@
+//! The SQLite store: one database file holding publications and
+//! subscriptions as rows, each with its record as JSON.
+//!
+//! Durability settings: the journal is a write-ahead log and
+//! `synchronous=NORMAL`. A commit has then been written to the WAL file (the
+//! OS holds it) before `commit` returns, so a killed process (`kill -9`, a
+//! panic, an OOM kill) loses nothing that was acknowledged; what it does not
+//! cover is power loss or a kernel crash, which needs `synchronous=FULL` (an
+//! fsync per commit). Group commit keeps that cost per group, not per batch,
+//! should FULL be wanted later.
+//!
+//! The columns beside `data` (package, resource, expires_at) are there for
+//! people inspecting the file and for later queries; loading reads `data`
+//! only, so the JSON is the source of truth.
+
+use super::{Backend, StoreError};
+use engine::{PublicationRecord, Snapshot, StoreBatch, StoreOp, SubscriptionRecord, Time};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::Path;
+use std::time::Duration;
+
+/// The schema this build writes and understands, kept in `meta`.
+const SCHEMA_VERSION: i64 = 1;
+
+/// Another process holding the write lock (an operator's `sqlite3` shell,
+/// say) makes a commit wait this long before it fails and is retried.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(1);
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS publications (
+    id         TEXT PRIMARY KEY,
+    package    TEXT NOT NULL,
+    resource   TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    data       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS publications_resource ON publications(resource);
+CREATE TABLE IF NOT EXISTS subscriptions (
+    id         TEXT PRIMARY KEY,
+    package    TEXT NOT NULL,
+    resource   TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    data       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS subscriptions_resource ON subscriptions(resource);
+";
+
+const PUT_PUBLICATION: &str = "
+INSERT INTO publications (id, package, resource, expires_at, data)
+VALUES (?1, ?2, ?3, ?4, ?5)
+ON CONFLICT(id) DO UPDATE SET
+    package = excluded.package,
+    resource = excluded.resource,
+    expires_at = excluded.expires_at,
+    data = excluded.data";
+const DELETE_PUBLICATION: &str = "DELETE FROM publications WHERE id = ?1";
+const PUT_SUBSCRIPTION: &str = "
+INSERT INTO subscriptions (id, package, resource, expires_at, data)
+VALUES (?1, ?2, ?3, ?4, ?5)
+ON CONFLICT(id) DO UPDATE SET
+    package = excluded.package,
+    resource = excluded.resource,
+    expires_at = excluded.expires_at,
+    data = excluded.data";
+const DELETE_SUBSCRIPTION: &str = "DELETE FROM subscriptions WHERE id = ?1";
+
+/// An open database; owned by the writer thread after [`SqliteStore::open`].
+pub(crate) struct SqliteStore {
+    conn: Connection,
+}
+
+fn sql_err(context: &str, e: rusqlite::Error) -> StoreError {
+    StoreError(format!("{context}: {e}"))
+}
+
+/// SQLite integers are signed; times beyond i64 (only a saturated "never")
+/// are stored as the largest value, which still sorts last.
+fn time_column(t: Time) -> i64 {
+    i64::try_from(t.0).unwrap_or(i64::MAX)
+}
+
+impl SqliteStore {
+    /// Open or create the database at `path` and load everything in it.
+    pub(crate) fn open(path: &Path) -> Result<(SqliteStore, Snapshot), StoreError> {
+        let shown = path.display();
+        let conn = Connection::open(path)
+            .map_err(|e| sql_err(&format!("cannot open sqlite:{shown}"), e))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| sql_err(&format!("sqlite:{shown}: busy_timeout"), e))?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(|e| sql_err(&format!("sqlite:{shown}: cannot enable WAL"), e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError(format!(
+                "sqlite:{shown}: journal_mode is `{mode}`, WAL is needed"
+            )));
+        }
+        // NORMAL is durable against a process crash under WAL; see the module doc.
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| sql_err(&format!("sqlite:{shown}: synchronous"), e))?;
+
+        let mut store = SqliteStore { conn };
+        store.create_schema(path)?;
+        let snapshot = store.load(path)?;
+        Ok((store, snapshot))
+    }
+
+    fn create_schema(&mut self, path: &Path) -> Result<(), StoreError> {
+        let shown = path.display();
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| sql_err(&format!("sqlite:{shown}: begin"), e))?;
+        tx.execute_batch(SCHEMA)
+            .map_err(|e| sql_err(&format!("sqlite:{shown}: cannot create schema"), e))?;
+        let found: Option<String> = tx
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| sql_err(&format!("sqlite:{shown}: cannot read schema version"), e))?;
+        match found {
+            None => {
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
+                    params![SCHEMA_VERSION.to_string()],
+                )
+                .map_err(|e| sql_err(&format!("sqlite:{shown}: cannot write schema version"), e))?;
+            }
+            Some(v) if v == SCHEMA_VERSION.to_string() => {}
+            Some(v) => {
+                return Err(StoreError(format!(
+                    "sqlite:{shown}: schema version `{v}` is not supported (this build knows {SCHEMA_VERSION})"
+                )));
+            }
+        }
+        tx.commit()
+            .map_err(|e| sql_err(&format!("sqlite:{shown}: cannot commit schema"), e))
+    }
+
+    fn load(&self, path: &Path) -> Result<Snapshot, StoreError> {
+        Ok(Snapshot {
+            publications: self.load_table(path, "publications")?,
+            subscriptions: self.load_table(path, "subscriptions")?,
+        })
+    }
+
+    /// Every record of `table` (a fixed name from this file). A row whose JSON
+    /// does not parse stops the load: starting without it would silently
+    /// drop state that clients were told is stored.
+    fn load_table<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &Path,
+        table: &str,
+    ) -> Result<Vec<T>, StoreError> {
+        let shown = path.display();
+        let read_err = |e| sql_err(&format!("sqlite:{shown}: cannot read {table}"), e);
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT id, data FROM {table}"))
+            .map_err(read_err)?;
+        let mut rows = stmt.query([]).map_err(read_err)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(read_err)? {
+            let id: String = row.get(0).map_err(read_err)?;
+            let data: String = row.get(1).map_err(read_err)?;
+            let record = serde_json::from_str(&data).map_err(|e| {
+                StoreError(format!(
+                    "sqlite:{shown}: {table} row `{id}` holds unreadable data: {e}"
+                ))
+            })?;
+            out.push(record);
+        }
+        Ok(out)
+    }
+}
+
+fn put_publication(
+    tx: &rusqlite::Transaction<'_>,
+    p: &PublicationRecord,
+) -> Result<(), rusqlite::Error> {
+    let data = serde_json::to_string(p)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    tx.prepare_cached(PUT_PUBLICATION)?.execute(params![
+        p.id,
+        p.package,
+        p.resource,
+        time_column(p.expires_at),
+        data
+    ])?;
+    Ok(())
+}
+
+fn put_subscription(
+    tx: &rusqlite::Transaction<'_>,
+    s: &SubscriptionRecord,
+) -> Result<(), rusqlite::Error> {
+    let data = serde_json::to_string(s)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    tx.prepare_cached(PUT_SUBSCRIPTION)?.execute(params![
+        s.id,
+        s.package,
+        s.resource,
+        time_column(s.expires_at),
+        data
+    ])?;
+    Ok(())
+}
+
+impl Backend for SqliteStore {
+    fn commit(&mut self, batches: &[StoreBatch]) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| sql_err("store: begin", e))?;
+        for op in batches.iter().flat_map(|b| &b.ops) {
+            let done = match op {
+                StoreOp::PutPublication(p) => put_publication(&tx, p),
+                StoreOp::DeletePublication(id) => tx
+                    .prepare_cached(DELETE_PUBLICATION)
+                    .and_then(|mut st| st.execute(params![id]))
+                    .map(drop),
+                StoreOp::PutSubscription(s) => put_subscription(&tx, s),
+                StoreOp::DeleteSubscription(id) => tx
+                    .prepare_cached(DELETE_SUBSCRIPTION)
+                    .and_then(|mut st| st.execute(params![id]))
+                    .map(drop),
+            };
+            // Dropping `tx` on this early return rolls the whole group back.
+            done.map_err(|e| sql_err("store: write", e))?;
+        }
+        tx.commit().map_err(|e| sql_err("store: commit", e))
+    }
+}

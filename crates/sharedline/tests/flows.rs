@@ -1,0 +1,194 @@
+//! Whole flows through the shell: a SUBSCRIBE answered only once the store
+//! made it durable, NOTIFYs routed back over UDP and TCP (opening a new
+//! connection when the subscriber's is gone), and state surviving a restart
+//! with the SQLite store.
+
+mod common;
+
+use common::{request, response_to, start_line, Server, TcpClient, UdpClient};
+use std::net::{SocketAddr, TcpListener};
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+/// Receive over UDP until a message whose start line starts with `prefix`,
+/// answering any NOTIFY seen on the way with 200 so it is not retransmitted.
+fn udp_until(client: &UdpClient, server: SocketAddr, prefix: &str) -> Vec<u8> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (msg, _) = client
+            .recv(left)
+            .unwrap_or_else(|| panic!("nothing starting with {prefix:?} arrived"));
+        if start_line(&msg).starts_with("NOTIFY ") {
+            client.send(server, &response_to(&msg, 200, "OK"));
+        }
+        if start_line(&msg).starts_with(prefix) {
+            return msg;
+        }
+    }
+}
+
+fn subscribe_call_info(client: &UdpClient, server: SocketAddr, id: &str) {
+    client.send(
+        server,
+        &request(
+            "SUBSCRIBE",
+            "UDP",
+            client.addr(),
+            ";rport",
+            id,
+            "Event: call-info\r\nExpires: 600\r\n",
+        ),
+    );
+    let ok = udp_until(client, server, "SIP/2.0 2");
+    assert!(
+        start_line(&ok).starts_with("SIP/2.0 200"),
+        "{}",
+        String::from_utf8_lossy(&ok)
+    );
+    let notify = udp_until(client, server, "NOTIFY ");
+    assert!(String::from_utf8_lossy(&notify).contains("call-info"));
+}
+
+/// Seize appearance `index` of line1 from a fresh UDP phone.
+fn seize(server: SocketAddr, index: u32) -> UdpClient {
+    let phone = UdpClient::new();
+    let extra = format!(
+        "Event: line-seize\r\nExpires: 15\r\nCall-Info: <sip:line1@127.0.0.1>;appearance-index={index}\r\n"
+    );
+    phone.send(
+        server,
+        &request(
+            "SUBSCRIBE",
+            "UDP",
+            phone.addr(),
+            ";rport",
+            &format!("seize-{index}"),
+            &extra,
+        ),
+    );
+    let ok = udp_until(&phone, server, "SIP/2.0 2");
+    assert!(
+        start_line(&ok).starts_with("SIP/2.0 200"),
+        "{}",
+        String::from_utf8_lossy(&ok)
+    );
+    phone
+}
+
+#[test]
+fn udp_subscribe_is_answered_after_the_store_and_notified() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("x.db").display());
+    let server = Server::start(&[
+        "--sip",
+        "udp:127.0.0.1:0",
+        "--sip",
+        "tcp:127.0.0.1:0",
+        "--store",
+        &db,
+    ]);
+    let watcher = UdpClient::new();
+    subscribe_call_info(&watcher, server.udp, "watch-udp");
+    // A seize on the line reaches the watcher as a new NOTIFY.
+    let _phone = seize(server.udp, 1);
+    let notify = udp_until(&watcher, server.udp, "NOTIFY ");
+    assert!(
+        String::from_utf8_lossy(&notify).contains("appearance-index=1"),
+        "{}",
+        String::from_utf8_lossy(&notify)
+    );
+}
+
+#[test]
+fn tcp_notify_opens_a_new_connection_when_the_old_one_is_gone() {
+    let server = Server::start_local(&[]);
+    // The phone's own listener, named in its Contact.
+    let phone_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let contact = phone_listener.local_addr().unwrap();
+    let mut c = TcpClient::connect(server.tcp);
+    c.send(&request(
+        "SUBSCRIBE",
+        "TCP",
+        contact,
+        "",
+        "watch-tcp",
+        "Event: call-info\r\nExpires: 600\r\n",
+    ));
+    let mut got_200 = false;
+    let mut got_notify = false;
+    while !(got_200 && got_notify) {
+        let msg = c
+            .read_message(WAIT)
+            .expect("SUBSCRIBE not answered over its connection");
+        let line = start_line(&msg);
+        if line.starts_with("NOTIFY ") {
+            got_notify = true;
+            c.send(&response_to(&msg, 200, "OK"));
+        } else if line.starts_with("SIP/2.0 200") {
+            got_200 = true;
+        } else {
+            panic!("unexpected {line}");
+        }
+    }
+    drop(c);
+    std::thread::sleep(Duration::from_millis(200));
+
+    let _phone = seize(server.udp, 2);
+    phone_listener.set_nonblocking(false).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let accepted = phone_listener.accept();
+        let _ = tx.send(accepted);
+    });
+    let (mut stream, _) = rx
+        .recv_timeout(WAIT)
+        .expect("server opened no connection")
+        .expect("accept");
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("\r\n\r\n") {
+        let n = common::read_retrying(&mut stream, &mut chunk).expect("read NOTIFY");
+        assert!(n > 0, "connection closed before a NOTIFY");
+        got.extend_from_slice(&chunk[..n]);
+    }
+    assert!(
+        start_line(&got).starts_with("NOTIFY "),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+}
+
+#[test]
+fn sqlite_state_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("x.db").display());
+    let args = [
+        "--sip",
+        "udp:127.0.0.1:0",
+        "--sip",
+        "tcp:127.0.0.1:0",
+        "--store",
+        db.as_str(),
+    ];
+    let watcher = UdpClient::new();
+    {
+        let mut server = Server::start(&args);
+        subscribe_call_info(&watcher, server.udp, "watch-restart");
+        server.signal("TERM");
+        let status = server.wait_exit(WAIT).expect("exit after SIGTERM");
+        assert_eq!(status.code(), Some(0));
+    }
+    // New ports: the restored subscription's NOTIFYs still leave from a UDP
+    // socket of the new server.
+    let server = Server::start(&args);
+    let _phone = seize(server.udp, 3);
+    let notify = udp_until(&watcher, server.udp, "NOTIFY ");
+    assert!(
+        String::from_utf8_lossy(&notify).contains("appearance-index=3"),
+        "{}",
+        String::from_utf8_lossy(&notify)
+    );
+}

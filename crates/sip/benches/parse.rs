@@ -1,0 +1,186 @@
+//! Message-layer cost for the three requests the server sees most, each
+//! measured three ways:
+//! (a) `lines`: only cutting the bytes into lines (a floor for any parser),
+//! (b) `parse_check_access`: parse + check_request + every typed accessor,
+//! (c) `write`: building the same request with `RequestWriter` into a reused Vec.
+//!
+//! Run: `cargo bench -p sip --bench parse -- --warm-up-time 1 --measurement-time 3`
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use sip::{check_request, parse, HeaderName, Message, Method, RequestWriter};
+
+const SUBSCRIBE: &[u8] = b"SUBSCRIBE sip:2001@pbx.example.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-524287-1---7f3a9c1e2b4d;rport\r\n\
+Max-Forwards: 70\r\n\
+Contact: <sip:2001@192.0.2.10:5060;transport=udp>\r\n\
+To: <sip:2001@pbx.example.com>\r\n\
+From: \"Desk 2001\" <sip:2001@pbx.example.com>;tag=8d2f61c3\r\n\
+Call-ID: 5f1e2d3c4b5a69788796a5b4c3d2e1f0@192.0.2.10\r\n\
+CSeq: 12 SUBSCRIBE\r\n\
+Expires: 3600\r\n\
+Accept: application/x-call-info\r\n\
+Allow-Events: call-info, line-seize, message-summary\r\n\
+Supported: replaces, timer\r\n\
+User-Agent: ExamplePhone/5.2.1\r\n\
+Event: call-info\r\n\
+Content-Length: 0\r\n\r\n";
+
+const PUBLISH: &[u8] = b"PUBLISH sip:2001@pbx.example.com SIP/2.0\r\n\
+Via: SIP/2.0/TCP 192.0.2.11:5060;branch=z9hG4bK-d8754z-3c9b2a1f0e8d;rport\r\n\
+Max-Forwards: 70\r\n\
+To: <sip:2001@pbx.example.com>\r\n\
+From: \"Desk 2002\" <sip:2002@pbx.example.com>;tag=91b0c2de\r\n\
+Call-ID: 0a1b2c3d4e5f60718293a4b5c6d7e8f9@192.0.2.11\r\n\
+CSeq: 3 PUBLISH\r\n\
+Call-Info: <sip:2001@pbx.example.com>;appearance-index=1;appearance-state=active;\r\n \
+appearance-uri=\"\\\"Alice\\\" <sip:alice@example.net>\",\r\n \
+<sip:2001@pbx.example.com>;appearance-index=2;appearance-state=seized\r\n\
+SIP-If-Match: 7f3a9c1e\r\n\
+Expires: 60\r\n\
+Event: call-info\r\n\
+Require: replaces\r\n\
+User-Agent: ExamplePhone/5.2.1\r\n\
+Content-Length: 0\r\n\r\n";
+
+const NOTIFY: &[u8] = b"NOTIFY sip:2001@192.0.2.10:5060;transport=udp SIP/2.0\r\n\
+Via: SIP/2.0/UDP 198.51.100.5:5060;branch=z9hG4bK.n0t1fy.2b4d6f8a\r\n\
+Max-Forwards: 70\r\n\
+Record-Route: <sip:198.51.100.5;lr>\r\n\
+Route: <sip:proxy.example.com;lr>\r\n\
+From: <sip:2001@pbx.example.com>;tag=srv-83fa01\r\n\
+To: <sip:2001@pbx.example.com>;tag=8d2f61c3\r\n\
+Call-ID: 5f1e2d3c4b5a69788796a5b4c3d2e1f0@192.0.2.10\r\n\
+CSeq: 7 NOTIFY\r\n\
+Contact: <sip:sca@198.51.100.5:5060>\r\n\
+Event: call-info;id=7\r\n\
+Subscription-State: active;expires=3599\r\n\
+Call-Info: <sip:2001@pbx.example.com>;appearance-index=*;appearance-state=idle\r\n\
+SIP-ETag: e1\r\n\
+Content-Type: application/x-call-info\r\n\
+Content-Length: 0\r\n\r\n";
+
+/// Baseline: cut at CRLF with a plain byte loop, summing line lengths.
+fn split_lines(b: &[u8]) -> usize {
+    let mut sum = 0;
+    let mut start = 0;
+    let mut i = 0;
+    while i + 1 < b.len() {
+        if b[i] == b'\r' && b[i + 1] == b'\n' {
+            sum += i - start;
+            i += 2;
+            start = i;
+        } else {
+            i += 1;
+        }
+    }
+    sum + b.len() - start
+}
+
+/// Parse, check, and read every header the server has a typed view of.
+fn full(b: &[u8]) -> usize {
+    let m = parse(b, false).expect("bench message parses");
+    check_request(&m).expect("bench message is valid");
+    access(&m)
+}
+
+fn access(m: &Message<'_>) -> usize {
+    let mut n = 0;
+    n += m.vias().map_or(0, |v| v.len());
+    n += m
+        .via()
+        .ok()
+        .flatten()
+        .map_or(0, |v| v.branch.map_or(0, str::len));
+    n += m
+        .from()
+        .ok()
+        .flatten()
+        .map_or(0, |a| a.tag().map_or(0, str::len));
+    n += m
+        .to()
+        .ok()
+        .flatten()
+        .map_or(0, |a| a.tag().map_or(0, str::len));
+    n += m.call_id().ok().flatten().map_or(0, str::len);
+    n += m.cseq().ok().flatten().map_or(0, |c| c.seq as usize);
+    n += m.max_forwards().ok().flatten().unwrap_or(0) as usize;
+    n += m.contacts().map_or(0, |v| v.len());
+    n += m.record_routes().map_or(0, |v| v.len());
+    n += m.routes().map_or(0, |v| v.len());
+    n += m.expires().ok().flatten().unwrap_or(0) as usize;
+    n += m.min_expires().ok().flatten().unwrap_or(0) as usize;
+    n += m
+        .event()
+        .ok()
+        .flatten()
+        .map_or(0, |e| e.id.map_or(1, str::len));
+    n += m.allow_events().map_or(0, |v| v.len());
+    n += m.accept().map_or(0, |v| v.len());
+    n += m.content_type().ok().flatten().map_or(0, |c| c.media.len());
+    n += m.content_length().ok().flatten().unwrap_or(0) as usize;
+    n += m.require().map_or(0, |v| v.len());
+    n += m.supported().map_or(0, |v| v.len());
+    n += m.call_info().map_or(0, |v| v.len());
+    n += m.sip_etag().ok().flatten().map_or(0, str::len);
+    n += m.sip_if_match().map_or(0, |v| v.len());
+    n += m
+        .subscription_state()
+        .ok()
+        .flatten()
+        .map_or(0, |s| s.expires.unwrap_or(0) as usize);
+    n
+}
+
+/// Write the parsed message back out with `RequestWriter`, header by header
+/// (values copied from the parsed message, prepared before timing).
+fn write(out: &mut Vec<u8>, method: Method<'_>, uri: &str, headers: &[(HeaderName<'_>, &str)]) {
+    out.clear();
+    let mut w = RequestWriter::new(out, method, uri);
+    for (name, value) in headers {
+        w = w.header(*name, value);
+    }
+    w.finish();
+}
+
+fn bench(c: &mut Criterion) {
+    for (name, bytes) in [
+        ("subscribe", SUBSCRIBE),
+        ("publish", PUBLISH),
+        ("notify", NOTIFY),
+    ] {
+        assert!(full(bytes) > 0);
+        let mut g = c.benchmark_group(name);
+        g.bench_function("lines", |b| b.iter(|| split_lines(black_box(bytes))));
+        g.bench_function("parse_check_access", |b| b.iter(|| full(black_box(bytes))));
+        g.bench_function("parse_only", |b| {
+            b.iter(|| parse(black_box(bytes), false).map(|m| m.headers.len()))
+        });
+        let parsed = parse(bytes, false).expect("bench message parses");
+        g.bench_function("check_only", |b| {
+            b.iter(|| check_request(black_box(&parsed)))
+        });
+        g.bench_function("access_only", |b| b.iter(|| access(black_box(&parsed))));
+        let m = parse(bytes, false).expect("bench message parses");
+        let headers: Vec<_> = m
+            .headers
+            .iter()
+            .filter(|h| h.name != HeaderName::ContentLength)
+            .map(|h| (h.name, h.value))
+            .collect();
+        let (method, uri) = (
+            m.method().expect("request"),
+            m.request_uri().expect("request"),
+        );
+        let mut out = Vec::with_capacity(2048);
+        g.bench_function("write", |b| {
+            b.iter(|| {
+                write(&mut out, method, uri, black_box(&headers));
+                out.len()
+            })
+        });
+        g.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,865 @@
+//! Typed views of the headers the server reads. Each is parsed on access from
+//! the raw value and borrows from it; nothing here allocates except the
+//! parameter lists and the vectors of list headers.
+//!
+//! Folded lines (CRLF followed by white space) inside a value are ordinary
+//! white space to every parser here.
+
+use crate::message::{HeaderName, Message};
+use crate::text::{
+    all_digits, has_lws, is_lws, is_token, is_token_byte, parse_params, parse_u64, trim_lws,
+    unquote, Cursor,
+};
+use crate::uri::{parse_ip_loose, Host, Uri};
+use std::fmt;
+use std::net::IpAddr;
+
+/// Why a header's value could not be read. Its `Display` is short enough to be
+/// a SIP reason phrase, e.g. `Bad CSeq: number out of range`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderError {
+    /// Canonical name of the header at fault.
+    pub header: &'static str,
+    /// What was wrong, in a few words.
+    pub what: &'static str,
+}
+
+impl fmt::Display for HeaderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Bad {}: {}", self.header, self.what)
+    }
+}
+
+impl std::error::Error for HeaderError {}
+
+/// One `;name=value` (or `;name`) parameter. Names compare
+/// case-insensitively; values are raw (quotes kept where they were quoted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Param<'a> {
+    /// The parameter name.
+    pub name: &'a str,
+    /// The value, if any, as written (a quoted-string keeps its quotes).
+    pub value: Option<&'a str>,
+}
+
+/// The parameters of a header element, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Params<'a>(pub Vec<Param<'a>>);
+
+impl<'a> Params<'a> {
+    /// The parameter with this name (case-insensitive): `Some(None)` if it is
+    /// present without a value.
+    pub fn get(&self, name: &str) -> Option<Option<&'a str>> {
+        self.0
+            .iter()
+            .find(|p| p.name.eq_ignore_ascii_case(name))
+            .map(|p| p.value)
+    }
+    /// Whether the parameter is present.
+    pub fn has(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+}
+
+/// A Via element (RFC 3261 §20.42, RFC 3581 rport, RFC 5118 IPv6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Via<'a> {
+    /// `UDP`, `TCP`, `TLS`, ... as written.
+    pub transport: &'a str,
+    /// sent-by host: a name, an IPv4 address, or an IPv6 reference *with* its brackets.
+    pub host: &'a str,
+    /// sent-by port, if written.
+    pub port: Option<u16>,
+    /// `branch` parameter.
+    pub branch: Option<&'a str>,
+    /// `received` parameter (an IPv4 or IPv6 address, brackets or not).
+    pub received: Option<&'a str>,
+    /// `rport`: `None` absent, `Some(None)` present without value, `Some(Some(p))` with value.
+    pub rport: Option<Option<u16>>,
+    /// All parameters, including the ones above.
+    pub params: Params<'a>,
+    /// The whole element as written.
+    pub raw: &'a str,
+}
+
+/// A name-addr or addr-spec with parameters: From, To, Contact, Route,
+/// Record-Route (RFC 3261 §20.10).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameAddr<'a> {
+    /// Display name (quotes removed, escapes left as written), if any.
+    pub display: Option<&'a str>,
+    /// The URI text inside `<>` (or the bare addr-spec).
+    pub uri: &'a str,
+    /// Header parameters after the URI (for a bare addr-spec, everything after the first `;`).
+    pub params: Params<'a>,
+    /// The whole element as written.
+    pub raw: &'a str,
+}
+
+impl<'a> NameAddr<'a> {
+    /// The `tag` parameter.
+    pub fn tag(&self) -> Option<&'a str> {
+        self.params.get("tag").flatten()
+    }
+    /// The URI, parsed.
+    pub fn parsed_uri(&self) -> Result<Uri<'a>, HeaderError> {
+        Uri::parse(self.uri).map_err(|_| HeaderError {
+            header: "URI",
+            what: "malformed URI",
+        })
+    }
+}
+
+/// CSeq (RFC 3261 §20.16): a 32-bit number and a method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CSeq<'a> {
+    /// The sequence number (at most 2^31 - 1 per RFC 3261 §8.1.1.5 for
+    /// requests we send; we accept up to 2^32 - 1).
+    pub seq: u32,
+    /// The method token.
+    pub method: &'a str,
+}
+
+/// Event (RFC 6665 §8.2.1): a package name and an optional `id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event<'a> {
+    /// Package name, e.g. `call-info` (compared case-insensitively).
+    pub package: &'a str,
+    /// The `id` parameter.
+    pub id: Option<&'a str>,
+    /// All parameters.
+    pub params: Params<'a>,
+}
+
+/// A Content-Type media type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentType<'a> {
+    /// `type/subtype`, as written.
+    pub media: &'a str,
+    /// Parameters.
+    pub params: Params<'a>,
+}
+
+/// A Call-Info element as used by shared call appearances (RFC 3261 §20.9,
+/// draft-anil-sipping-bla / the SCA call-info package).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallInfo<'a> {
+    /// The URI inside `<>`.
+    pub uri: &'a str,
+    /// `appearance-index` as written (a number or `*`).
+    pub appearance_index: Option<&'a str>,
+    /// `appearance-state` as written.
+    pub appearance_state: Option<&'a str>,
+    /// `appearance-uri` as written (a quoted string keeps its quotes and escapes).
+    pub appearance_uri: Option<&'a str>,
+    /// All parameters.
+    pub params: Params<'a>,
+}
+
+/// The state in a Subscription-State header (RFC 6665 §8.2.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubState {
+    /// active
+    Active,
+    /// pending
+    Pending,
+    /// terminated
+    Terminated,
+}
+
+/// Subscription-State.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionState<'a> {
+    /// The state.
+    pub state: SubState,
+    /// `expires` parameter.
+    pub expires: Option<u32>,
+    /// `reason` parameter.
+    pub reason: Option<&'a str>,
+    /// `retry-after` parameter.
+    pub retry_after: Option<u32>,
+}
+
+fn err(header: &'static str, what: &'static str) -> HeaderError {
+    HeaderError { header, what }
+}
+
+impl<'a> Via<'a> {
+    /// Parse one Via element (from [`Message::elements`]).
+    pub fn parse(s: &'a str) -> Result<Via<'a>, HeaderError> {
+        const H: &str = "Via";
+        let raw = trim_lws(s);
+        let mut c = Cursor::new(raw);
+        // sent-protocol: name SLASH version SLASH transport, LWS allowed
+        // around the slashes.
+        let name = c.token();
+        c.skip_lws();
+        if name.is_empty() || !c.eat(b'/') {
+            return Err(err(H, "bad sent-protocol"));
+        }
+        c.skip_lws();
+        let version = c.token();
+        c.skip_lws();
+        if version.is_empty() || !c.eat(b'/') {
+            return Err(err(H, "bad sent-protocol"));
+        }
+        c.skip_lws();
+        let transport = c.token();
+        if transport.is_empty() {
+            return Err(err(H, "missing transport"));
+        }
+        let before = c.pos();
+        c.skip_lws();
+        if c.pos() == before {
+            return Err(err(H, "missing sent-by"));
+        }
+        let host = if c.peek() == Some(b'[') {
+            let start = c.pos();
+            c.take_while(|b| b != b']');
+            if !c.eat(b']') {
+                return Err(err(H, "bad sent-by host"));
+            }
+            c.since(start)
+        } else {
+            c.take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        };
+        if Host::parse(host).is_err() {
+            return Err(err(H, "bad sent-by host"));
+        }
+        c.skip_lws();
+        let port = if c.eat(b':') {
+            c.skip_lws();
+            let p = c.take_while(|b| b.is_ascii_digit());
+            Some(
+                p.parse::<u16>()
+                    .ok()
+                    .filter(|_| all_digits(p))
+                    .ok_or(err(H, "bad sent-by port"))?,
+            )
+        } else {
+            None
+        };
+        let params = parse_params(&mut c).map_err(|w| err(H, w))?;
+        let mut via = Via {
+            transport,
+            host,
+            port,
+            branch: None,
+            received: None,
+            rport: None,
+            params,
+            raw,
+        };
+        for p in &via.params.0 {
+            if p.name.eq_ignore_ascii_case("branch") {
+                match p.value {
+                    // "z9hG4bK" alone is the RFC 3261 cookie with no
+                    // transaction id after it (RFC 4475 badbranch).
+                    Some(v) if is_token(v) && v != "z9hG4bK" => via.branch = Some(v),
+                    _ => return Err(err(H, "bad branch")),
+                }
+            } else if p.name.eq_ignore_ascii_case("received") {
+                match p.value {
+                    Some(v) if parse_ip_loose(v).is_some() => via.received = Some(v),
+                    _ => return Err(err(H, "bad received")),
+                }
+            } else if p.name.eq_ignore_ascii_case("rport") {
+                via.rport = match p.value {
+                    None => Some(None),
+                    Some(v) if all_digits(v) => {
+                        Some(Some(v.parse().map_err(|_| err(H, "bad rport"))?))
+                    }
+                    Some(_) => return Err(err(H, "bad rport")),
+                };
+            }
+        }
+        Ok(via)
+    }
+
+    /// The `received` address, brackets or not (RFC 5118 §4.5).
+    pub fn received_ip(&self) -> Option<IpAddr> {
+        self.received.and_then(parse_ip_loose)
+    }
+
+    /// The sent-by host, parsed.
+    pub fn sent_by(&self) -> Option<Host<'a>> {
+        Host::parse(self.host).ok()
+    }
+}
+
+/// A display name: a quoted string (returned without its quotes) or tokens
+/// separated by LWS, followed by `<`.
+fn display_name<'a>(c: &mut Cursor<'a>, h: &'static str) -> Result<Option<&'a str>, HeaderError> {
+    c.skip_lws();
+    if c.peek() == Some(b'"') {
+        let q = c.quoted().map_err(|_| err(h, "unbalanced quotes"))?;
+        c.skip_lws();
+        if c.peek() != Some(b'<') {
+            return Err(err(h, "missing <"));
+        }
+        return Ok(Some(unquote(q)));
+    }
+    let start = c.pos();
+    loop {
+        c.skip_lws();
+        match c.peek() {
+            Some(b'<') => break,
+            Some(b) if is_token_byte(b) => {
+                c.token();
+            }
+            _ => return Err(err(h, "bad display name")),
+        }
+    }
+    let d = trim_lws(c.since(start));
+    Ok(if d.is_empty() { None } else { Some(d) })
+}
+
+fn name_addr<'a>(s: &'a str, h: &'static str) -> Result<NameAddr<'a>, HeaderError> {
+    let raw = trim_lws(s);
+    if raw.is_empty() {
+        return Err(err(h, "empty value"));
+    }
+    let mut c = Cursor::new(raw);
+    let starts_quoted = raw.starts_with('"');
+    if starts_quoted || memchr::memchr(b'<', raw.as_bytes()).is_some() {
+        let display = display_name(&mut c, h)?;
+        c.eat(b'<');
+        let uri = c.take_while(|b| b != b'>');
+        if !c.eat(b'>') {
+            return Err(err(h, "missing >"));
+        }
+        if uri.is_empty() || has_lws(uri) {
+            return Err(err(h, "bad URI in <>"));
+        }
+        let params = parse_params(&mut c).map_err(|w| err(h, w))?;
+        return Ok(NameAddr {
+            display,
+            uri,
+            params,
+            raw,
+        });
+    }
+    // addr-spec: the URI runs to the first ';' (RFC 3261 §20.10: a URI
+    // holding ',', '?' or ';' must be in <>).
+    let uri = c.take_while(|b| b != b';' && !is_lws(b));
+    if uri.is_empty() {
+        return Err(err(h, "empty URI"));
+    }
+    if uri.contains(['?', ',']) {
+        return Err(err(h, "URI with ? or , must be in <>"));
+    }
+    let params = parse_params(&mut c).map_err(|w| err(h, w))?;
+    Ok(NameAddr {
+        display: None,
+        uri,
+        params,
+        raw,
+    })
+}
+
+impl<'a> NameAddr<'a> {
+    /// Parse one name-addr / addr-spec element.
+    pub fn parse(s: &'a str) -> Result<NameAddr<'a>, HeaderError> {
+        name_addr(s, "address")
+    }
+}
+
+impl<'a> CallInfo<'a> {
+    /// Parse one Call-Info element.
+    pub fn parse(s: &'a str) -> Result<CallInfo<'a>, HeaderError> {
+        const H: &str = "Call-Info";
+        let mut c = Cursor::new(trim_lws(s));
+        if !c.eat(b'<') {
+            return Err(err(H, "missing <"));
+        }
+        let uri = c.take_while(|b| b != b'>');
+        if !c.eat(b'>') {
+            return Err(err(H, "missing >"));
+        }
+        if uri.is_empty() || has_lws(uri) {
+            return Err(err(H, "bad URI in <>"));
+        }
+        let params = parse_params(&mut c).map_err(|w| err(H, w))?;
+        let get = |n: &str| params.get(n).flatten();
+        Ok(CallInfo {
+            uri,
+            appearance_index: get("appearance-index"),
+            appearance_state: get("appearance-state"),
+            appearance_uri: get("appearance-uri"),
+            params: params.clone(),
+        })
+    }
+}
+
+impl<'a> Event<'a> {
+    /// Parse an Event value: `package *(;param)`.
+    pub fn parse(s: &'a str) -> Result<Event<'a>, HeaderError> {
+        const H: &str = "Event";
+        let mut c = Cursor::new(trim_lws(s));
+        let package = c.token();
+        if package.is_empty() {
+            return Err(err(H, "missing package"));
+        }
+        let params = parse_params(&mut c).map_err(|w| err(H, w))?;
+        let id = params.get("id").flatten();
+        Ok(Event {
+            package,
+            id,
+            params,
+        })
+    }
+}
+
+impl<'a> ContentType<'a> {
+    /// Parse a media type `type/subtype *(;param)`.
+    pub fn parse(s: &'a str) -> Result<ContentType<'a>, HeaderError> {
+        const H: &str = "Content-Type";
+        let v = trim_lws(s);
+        let mut c = Cursor::new(v);
+        let media = media_range(&mut c).ok_or(err(H, "bad media type"))?;
+        let params = parse_params(&mut c).map_err(|w| err(H, w))?;
+        Ok(ContentType { media, params })
+    }
+}
+
+/// `type SLASH subtype` at the cursor, returned as one slice.
+fn media_range<'a>(c: &mut Cursor<'a>) -> Option<&'a str> {
+    let start = c.pos();
+    let t = c.token();
+    c.skip_lws();
+    if t.is_empty() || !c.eat(b'/') {
+        return None;
+    }
+    c.skip_lws();
+    if c.token().is_empty() {
+        return None;
+    }
+    Some(c.since(start))
+}
+
+impl<'a> SubscriptionState<'a> {
+    /// Parse `substate *(;param)`.
+    pub fn parse(s: &'a str) -> Result<SubscriptionState<'a>, HeaderError> {
+        const H: &str = "Subscription-State";
+        let mut c = Cursor::new(trim_lws(s));
+        let st = c.token();
+        let state = if st.eq_ignore_ascii_case("active") {
+            SubState::Active
+        } else if st.eq_ignore_ascii_case("pending") {
+            SubState::Pending
+        } else if st.eq_ignore_ascii_case("terminated") {
+            SubState::Terminated
+        } else {
+            return Err(err(H, "unknown state"));
+        };
+        let params = parse_params(&mut c).map_err(|w| err(H, w))?;
+        let num = |n: &str| -> Result<Option<u32>, HeaderError> {
+            match params.get(n) {
+                None => Ok(None),
+                Some(Some(v)) => delta_seconds(v).map(Some).ok_or(err(H, "bad number")),
+                Some(None) => Err(err(H, "missing value")),
+            }
+        };
+        let expires = num("expires")?;
+        let retry_after = num("retry-after")?;
+        let reason = match params.get("reason") {
+            None => None,
+            Some(Some(v)) if is_token(v) => Some(v),
+            Some(_) => return Err(err(H, "bad reason")),
+        };
+        Ok(SubscriptionState {
+            state,
+            expires,
+            reason,
+            retry_after,
+        })
+    }
+}
+
+/// delta-seconds, clamped to u32::MAX when larger (RFC 3261 §20.19).
+fn delta_seconds(s: &str) -> Option<u32> {
+    if !all_digits(s) {
+        return None;
+    }
+    Some(parse_u64(s).map_or(u32::MAX, |n| u32::try_from(n).unwrap_or(u32::MAX)))
+}
+
+/// Typed accessors. Each returns `Ok(None)` when the header is absent and an
+/// error when it is present but malformed, or (for single-valued headers)
+/// present more than once.
+impl<'a> Message<'a> {
+    /// The one value of a single-valued header, trimmed.
+    fn single(&self, name: HeaderName<'_>) -> Result<Option<&'a str>, HeaderError> {
+        let mut found = None;
+        for h in &self.headers {
+            if h.name == name {
+                if found.is_some() {
+                    return Err(err(canonical(name), "header repeated"));
+                }
+                found = Some(trim_lws(h.value));
+            }
+        }
+        Ok(found)
+    }
+
+    /// All Via elements, top first.
+    pub fn vias(&self) -> Result<Vec<Via<'a>>, HeaderError> {
+        self.elements(HeaderName::Via).map(Via::parse).collect()
+    }
+    /// The top Via.
+    pub fn via(&self) -> Result<Option<Via<'a>>, HeaderError> {
+        self.elements(HeaderName::Via)
+            .next()
+            .map(Via::parse)
+            .transpose()
+    }
+    /// From (single-valued).
+    pub fn from(&self) -> Result<Option<NameAddr<'a>>, HeaderError> {
+        self.single(HeaderName::From)?
+            .map(|v| name_addr(v, "From"))
+            .transpose()
+    }
+    /// To (single-valued).
+    pub fn to(&self) -> Result<Option<NameAddr<'a>>, HeaderError> {
+        self.single(HeaderName::To)?
+            .map(|v| name_addr(v, "To"))
+            .transpose()
+    }
+    /// Call-ID (single-valued, trimmed).
+    pub fn call_id(&self) -> Result<Option<&'a str>, HeaderError> {
+        match self.single(HeaderName::CallId)? {
+            Some(v) if v.is_empty() || has_lws(v) => Err(err("Call-ID", "malformed")),
+            other => Ok(other),
+        }
+    }
+    /// CSeq (single-valued).
+    pub fn cseq(&self) -> Result<Option<CSeq<'a>>, HeaderError> {
+        const H: &str = "CSeq";
+        let Some(v) = self.single(HeaderName::CSeq)? else {
+            return Ok(None);
+        };
+        let mut c = Cursor::new(v);
+        let digits = c.take_while(|b| b.is_ascii_digit());
+        if digits.is_empty() {
+            return Err(err(H, "missing number"));
+        }
+        let seq = parse_u64(digits)
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or(err(H, "number out of range"))?;
+        let before = c.pos();
+        c.skip_lws();
+        let spaced = c.pos() > before;
+        let method = c.token();
+        if !spaced || method.is_empty() || !c.at_end() {
+            return Err(err(H, "bad method"));
+        }
+        Ok(Some(CSeq { seq, method }))
+    }
+    /// Max-Forwards (single-valued; values above 255 are an error).
+    pub fn max_forwards(&self) -> Result<Option<u32>, HeaderError> {
+        const H: &str = "Max-Forwards";
+        match self.single(HeaderName::MaxForwards)? {
+            None => Ok(None),
+            Some(v) if all_digits(v) => match parse_u64(v) {
+                Some(n) if n <= 255 => Ok(Some(n as u32)),
+                _ => Err(err(H, "value out of range")),
+            },
+            Some(_) => Err(err(H, "not a number")),
+        }
+    }
+    /// All Contact elements (`*` is returned as a NameAddr whose uri is `*`).
+    pub fn contacts(&self) -> Result<Vec<NameAddr<'a>>, HeaderError> {
+        self.elements(HeaderName::Contact)
+            .map(|e| {
+                if e == "*" {
+                    Ok(NameAddr {
+                        display: None,
+                        uri: e,
+                        params: Params::default(),
+                        raw: e,
+                    })
+                } else {
+                    name_addr(e, "Contact")
+                }
+            })
+            .collect()
+    }
+    /// All Record-Route elements, in order.
+    pub fn record_routes(&self) -> Result<Vec<NameAddr<'a>>, HeaderError> {
+        self.elements(HeaderName::RecordRoute)
+            .map(|e| name_addr(e, "Record-Route"))
+            .collect()
+    }
+    /// All Route elements, in order.
+    pub fn routes(&self) -> Result<Vec<NameAddr<'a>>, HeaderError> {
+        self.elements(HeaderName::Route)
+            .map(|e| name_addr(e, "Route"))
+            .collect()
+    }
+    /// Expires as delta-seconds (single-valued). Values above 2^32-1 clamp to
+    /// u32::MAX (RFC 3261 §20.19 lets a too-large value be read as the maximum).
+    pub fn expires(&self) -> Result<Option<u32>, HeaderError> {
+        self.delta(HeaderName::Expires)
+    }
+    /// Min-Expires.
+    pub fn min_expires(&self) -> Result<Option<u32>, HeaderError> {
+        self.delta(HeaderName::MinExpires)
+    }
+    fn delta(&self, name: HeaderName<'_>) -> Result<Option<u32>, HeaderError> {
+        self.single(name)?
+            .map(|v| delta_seconds(v).ok_or(err(canonical(name), "not a number")))
+            .transpose()
+    }
+    /// Event (single-valued).
+    pub fn event(&self) -> Result<Option<Event<'a>>, HeaderError> {
+        self.single(HeaderName::Event)?
+            .map(Event::parse)
+            .transpose()
+    }
+    /// Allow-Events tokens.
+    pub fn allow_events(&self) -> Result<Vec<&'a str>, HeaderError> {
+        self.tokens(HeaderName::AllowEvents)
+    }
+    /// Accept media ranges (`type/subtype`, parameters dropped).
+    pub fn accept(&self) -> Result<Vec<&'a str>, HeaderError> {
+        self.elements(HeaderName::Accept)
+            .map(|e| {
+                let mut c = Cursor::new(e);
+                let m = media_range(&mut c).ok_or(err("Accept", "bad media range"))?;
+                parse_params(&mut c).map_err(|w| err("Accept", w))?;
+                Ok(m)
+            })
+            .collect()
+    }
+    /// Content-Type (single-valued).
+    pub fn content_type(&self) -> Result<Option<ContentType<'a>>, HeaderError> {
+        self.single(HeaderName::ContentType)?
+            .map(ContentType::parse)
+            .transpose()
+    }
+    /// Content-Length (single-valued).
+    pub fn content_length(&self) -> Result<Option<u32>, HeaderError> {
+        const H: &str = "Content-Length";
+        match self.single(HeaderName::ContentLength)? {
+            None => Ok(None),
+            Some(v) if all_digits(v) => parse_u64(v)
+                .and_then(|n| u32::try_from(n).ok())
+                .map(Some)
+                .ok_or(err(H, "value out of range")),
+            Some(_) => Err(err(H, "not a number")),
+        }
+    }
+    /// Require option tags.
+    pub fn require(&self) -> Result<Vec<&'a str>, HeaderError> {
+        self.tokens(HeaderName::Require)
+    }
+    /// Supported option tags.
+    pub fn supported(&self) -> Result<Vec<&'a str>, HeaderError> {
+        self.tokens(HeaderName::Supported)
+    }
+    fn tokens(&self, name: HeaderName<'_>) -> Result<Vec<&'a str>, HeaderError> {
+        self.elements(name)
+            .map(|e| {
+                if is_token(e) {
+                    Ok(e)
+                } else {
+                    Err(err(canonical(name), "not a token"))
+                }
+            })
+            .collect()
+    }
+    /// Every Call-Info element, across comma lists and repeated lines.
+    pub fn call_info(&self) -> Result<Vec<CallInfo<'a>>, HeaderError> {
+        self.elements(HeaderName::CallInfo)
+            .map(CallInfo::parse)
+            .collect()
+    }
+    /// SIP-ETag (single-valued).
+    pub fn sip_etag(&self) -> Result<Option<&'a str>, HeaderError> {
+        match self.single(HeaderName::SipETag)? {
+            Some(v) if !is_token(v) => Err(err("SIP-ETag", "not a token")),
+            other => Ok(other),
+        }
+    }
+    /// Every SIP-If-Match value (more than one is the caller's 400).
+    pub fn sip_if_match(&self) -> Result<Vec<&'a str>, HeaderError> {
+        self.header_lines(HeaderName::SipIfMatch)
+            .map(|v| {
+                let v = trim_lws(v);
+                if is_token(v) {
+                    Ok(v)
+                } else {
+                    Err(err("SIP-If-Match", "not a token"))
+                }
+            })
+            .collect()
+    }
+    /// Subscription-State (single-valued).
+    pub fn subscription_state(&self) -> Result<Option<SubscriptionState<'a>>, HeaderError> {
+        self.single(HeaderName::SubscriptionState)?
+            .map(SubscriptionState::parse)
+            .transpose()
+    }
+}
+
+/// The canonical name as a `'static` string for error messages.
+fn canonical(name: HeaderName<'_>) -> &'static str {
+    name.canonical().unwrap_or("header")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::parse;
+
+    fn msg(headers: &str) -> Vec<u8> {
+        format!("NOTIFY sip:a@example.com SIP/2.0\r\n{headers}\r\nl: 0\r\n\r\n").into_bytes()
+    }
+
+    #[test]
+    fn compact_forms_map_to_full_names() {
+        let b = msg("v: SIP/2.0/UDP h;branch=z9hG4bK1\r\nf: <sip:a@b>;tag=1\r\nt: <sip:c@d>\r\ni: id1\r\nm: <sip:e@f>\r\no: call-info;id=3\r\nu: call-info, line-seize\r\nk: replaces\r\nc: application/x-call-info");
+        let m = parse(&b, true).unwrap();
+        assert_eq!(m.via().unwrap().unwrap().branch, Some("z9hG4bK1"));
+        assert_eq!(m.from().unwrap().unwrap().tag(), Some("1"));
+        assert_eq!(m.to().unwrap().unwrap().uri, "sip:c@d");
+        assert_eq!(m.call_id().unwrap(), Some("id1"));
+        assert_eq!(m.contacts().unwrap()[0].uri, "sip:e@f");
+        let ev = m.event().unwrap().unwrap();
+        assert_eq!((ev.package, ev.id), ("call-info", Some("3")));
+        assert_eq!(m.allow_events().unwrap(), vec!["call-info", "line-seize"]);
+        assert_eq!(m.supported().unwrap(), vec!["replaces"]);
+        assert_eq!(
+            m.content_type().unwrap().unwrap().media,
+            "application/x-call-info"
+        );
+        assert_eq!(m.content_length().unwrap(), Some(0));
+    }
+
+    #[test]
+    fn quoted_display_with_escaped_quotes_and_commas() {
+        let b = msg("From: \"Smith, \\\"Bob\\\", Jr\" <sip:bob@example.com>;tag=9\r\nContact: \"a,b\" <sip:x@y>, <sip:z@w>;expires=5");
+        let m = parse(&b, true).unwrap();
+        let f = m.from().unwrap().unwrap();
+        assert_eq!(f.display, Some("Smith, \\\"Bob\\\", Jr"));
+        assert_eq!(f.tag(), Some("9"));
+        let c = m.contacts().unwrap();
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[0].display, Some("a,b"));
+        assert_eq!(c[1].params.get("expires"), Some(Some("5")));
+    }
+
+    #[test]
+    fn call_info_elements_across_lines_and_headers() {
+        let b = msg("Call-Info: <sip:x@example.com>;appearance-index=1;\r\n appearance-state=active;appearance-uri=\"\\\"A\\\" <sip:a@b>\",\r\n\t<sip:x@example.com>;appearance-index=2;appearance-state=seized\r\nCall-Info: <sip:x@example.com>;appearance-index=*;appearance-state=idle");
+        let m = parse(&b, true).unwrap();
+        let ci = m.call_info().unwrap();
+        let got: Vec<_> = ci
+            .iter()
+            .map(|c| (c.appearance_index, c.appearance_state))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some("1"), Some("active")),
+                (Some("2"), Some("seized")),
+                (Some("*"), Some("idle"))
+            ]
+        );
+        assert_eq!(ci[0].appearance_uri, Some("\"\\\"A\\\" <sip:a@b>\""));
+        assert_eq!(ci[0].uri, "sip:x@example.com");
+        let b = msg("Call-Info: sip:x@example.com;appearance-index=1");
+        assert!(parse(&b, true).unwrap().call_info().is_err());
+    }
+
+    #[test]
+    fn sip_if_match_repeated_and_etag() {
+        let b = msg("SIP-If-Match: abc\r\nSIP-If-Match: def\r\nSIP-ETag: e1");
+        let m = parse(&b, true).unwrap();
+        assert_eq!(m.sip_if_match().unwrap(), vec!["abc", "def"]);
+        assert_eq!(m.sip_etag().unwrap(), Some("e1"));
+        let b = msg("SIP-ETag: e1\r\nSIP-ETag: e2");
+        assert_eq!(
+            parse(&b, true).unwrap().sip_etag().unwrap_err().to_string(),
+            "Bad SIP-ETag: header repeated"
+        );
+    }
+
+    #[test]
+    fn subscription_state_params() {
+        let read = |v: &str| {
+            let b = msg(&format!("Subscription-State: {v}"));
+            let m = parse(&b, true).unwrap();
+            m.subscription_state().map(|s| {
+                s.map(|s| {
+                    (
+                        s.state,
+                        s.expires,
+                        s.reason.map(str::to_owned),
+                        s.retry_after,
+                    )
+                })
+            })
+        };
+        assert_eq!(
+            read("active;expires=3600"),
+            Ok(Some((SubState::Active, Some(3600), None, None)))
+        );
+        assert_eq!(
+            read("PENDING"),
+            Ok(Some((SubState::Pending, None, None, None)))
+        );
+        assert_eq!(
+            read("terminated ; reason=noresource;retry-after=30"),
+            Ok(Some((
+                SubState::Terminated,
+                None,
+                Some("noresource".into()),
+                Some(30)
+            )))
+        );
+        assert!(read("waiting").is_err());
+        assert!(read("active;expires=x").is_err());
+    }
+
+    #[test]
+    fn cseq_max_forwards_expires_edges() {
+        let one = |h: &str| {
+            parse(&msg(h), true)
+                .map(|m| {
+                    (
+                        m.cseq().map(|c| c.map(|c| c.seq)),
+                        m.max_forwards(),
+                        m.expires(),
+                    )
+                })
+                .unwrap()
+        };
+        assert_eq!(one("CSeq: 4294967295 NOTIFY").0, Ok(Some(u32::MAX)));
+        assert_eq!(
+            one("CSeq: 4294967296 NOTIFY").0.unwrap_err().to_string(),
+            "Bad CSeq: number out of range"
+        );
+        assert!(one("CSeq: 1").0.is_err());
+        assert!(one("CSeq: 1NOTIFY").0.is_err());
+        assert_eq!(one("Max-Forwards: 255").1, Ok(Some(255)));
+        assert!(one("Max-Forwards: 256").1.is_err());
+        assert_eq!(one("Expires: 99999999999").2, Ok(Some(u32::MAX)));
+        assert!(one("Expires: -1").2.is_err());
+    }
+
+    #[test]
+    fn ipv6_via_and_received() {
+        let v = Via::parse(
+            "SIP/2.0/TCP [2001:db8::1]:5061;branch=z9hG4bKx;received=[2001:db8::2];rport=5062",
+        )
+        .unwrap();
+        assert_eq!((v.host, v.port), ("[2001:db8::1]", Some(5061)));
+        assert_eq!(v.received_ip(), Some("2001:db8::2".parse().unwrap()));
+        assert_eq!(v.rport, Some(Some(5062)));
+        assert!(Via::parse("SIP/2.0/UDP [2001:db8::1;branch=z9hG4bKx").is_err());
+        assert!(Via::parse("SIP/2.0/UDP h;received=nothost").is_err());
+        assert!(Via::parse("SIP/2.0/UDP h;rport=99999").is_err());
+        assert!(Via::parse("SIP/2.0 h").is_err());
+    }
+}

@@ -1,0 +1,38 @@
+//! SIP messages for sharedline: the model, a zero-copy parser and a writer.
+//!
+//! This crate owns the bytes of a SIP message and nothing else: no sockets, no
+//! clock, no transactions. Everything it returns borrows from the buffer it
+//! was given, so parsing allocates only the small header index.
+//!
+//! # Layout
+//! - [`message`]: [`Message`], its start line and the header index.
+//! - [`parse`]: [`parse`] (one whole message) and [`frame_len`] (stream framing).
+//! - [`header`]: typed views of the headers the server reads, parsed lazily on access.
+//! - [`uri`]: SIP/SIPS URIs and host names (RFC 3261 §19.1, RFC 5118 IPv6 references).
+//! - [`check`]: the request checks a UAS makes before it acts (mandatory headers,
+//!   versions, schemes), returning the status code and reason to answer with.
+//! - [`write`]: builders that append requests and responses to a `Vec<u8>`.
+//!
+//! Text rules shared by all of them (LWS with line folding, tokens, quoted
+//! strings, comma lists that respect quotes and angle brackets) live in `text`.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod check;
+pub mod header;
+pub mod message;
+pub mod parse;
+mod text;
+pub mod uri;
+pub mod write;
+
+pub use check::{check_request, Invalid};
+pub use header::{
+    CSeq, CallInfo, ContentType, Event, HeaderError, NameAddr, Param, Params, SubState,
+    SubscriptionState, Via,
+};
+pub use message::{HeaderName, Message, Method, StartLine};
+pub use parse::{frame_len, parse, FrameError, ParseError};
+pub use uri::{Host, Uri};
+pub use write::{RequestWriter, ResponseWriter};

@@ -1,0 +1,344 @@
+//! Lexical rules of RFC 3261 §25 used by every header parser: linear white
+//! space (with line folding), tokens, quoted strings, comma lists and
+//! `;name=value` parameter lists.
+//!
+//! Every slice handed out here starts and ends either at the ends of the input
+//! or next to an ASCII delimiter, so it always falls on a UTF-8 boundary; the
+//! slicing still goes through `str::get` so that a mistake would be an error,
+//! never a panic.
+
+use crate::header::{Param, Params};
+
+/// Bytes allowed in a `token` (RFC 3261 §25.1), as a lookup table.
+const TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        c += 1;
+    }
+    t
+};
+
+/// Whether `b` may appear in a token.
+#[inline]
+pub(crate) fn is_token_byte(b: u8) -> bool {
+    TOKEN[b as usize]
+}
+
+/// Whether `s` is a non-empty token.
+pub(crate) fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(is_token_byte)
+}
+
+/// Linear white space, counting the CR and LF of a folded line.
+#[inline]
+pub(crate) fn is_lws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// Trim LWS (folds included) from both ends.
+pub(crate) fn trim_lws(s: &str) -> &str {
+    let b = s.as_bytes();
+    let mut start = 0;
+    let mut end = b.len();
+    while start < end && is_lws(b[start]) {
+        start += 1;
+    }
+    while end > start && is_lws(b[end - 1]) {
+        end -= 1;
+    }
+    // Both cuts sit next to ASCII bytes, so they are char boundaries.
+    s.get(start..end).unwrap_or("")
+}
+
+/// Whether `s` holds any LWS byte.
+pub(crate) fn has_lws(s: &str) -> bool {
+    s.bytes().any(is_lws)
+}
+
+/// Parse a run of decimal digits as a u64, `None` if empty, not all digits or
+/// too large for u64.
+pub(crate) fn parse_u64(s: &str) -> Option<u64> {
+    if s.is_empty() {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for b in s.bytes() {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    Some(n)
+}
+
+/// Whether `s` is one or more decimal digits.
+pub(crate) fn all_digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Split a header value at top-level commas (not inside quotes or `<>`),
+/// trimming each element and skipping empty ones.
+pub(crate) fn split_commas(s: &str) -> impl Iterator<Item = &str> {
+    Commas { s, pos: 0 }
+}
+
+struct Commas<'a> {
+    s: &'a str,
+    pos: usize,
+}
+
+impl<'a> Iterator for Commas<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let b = self.s.as_bytes();
+        while self.pos < b.len() {
+            let start = self.pos;
+            let mut i = start;
+            // Jump between the only bytes that matter: a comma ends the
+            // element, a quote or `<` opens a span a comma cannot end.
+            let end = loop {
+                let Some(rel) = memchr::memchr3(b',', b'"', b'<', &b[i..]) else {
+                    break b.len();
+                };
+                i += rel;
+                match b[i] {
+                    b',' => break i,
+                    b'"' => {
+                        i += 1;
+                        while i < b.len() && b[i] != b'"' {
+                            i += if b[i] == b'\\' { 2 } else { 1 };
+                        }
+                        i += 1;
+                    }
+                    _ => {
+                        i = memchr::memchr(b'>', &b[i..]).map_or(b.len(), |r| i + r + 1);
+                    }
+                }
+                if i >= b.len() {
+                    break b.len();
+                }
+            };
+            self.pos = end + 1;
+            let elem = trim_lws(self.s.get(start..end).unwrap_or(""));
+            if !elem.is_empty() {
+                return Some(elem);
+            }
+        }
+        None
+    }
+}
+
+/// A read position in a header value.
+pub(crate) struct Cursor<'a> {
+    s: &'a str,
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    pub(crate) fn new(s: &'a str) -> Cursor<'a> {
+        Cursor { s, pos: 0 }
+    }
+
+    fn bytes(&self) -> &'a [u8] {
+        self.s.as_bytes()
+    }
+
+    fn slice(&self, a: usize, b: usize) -> &'a str {
+        self.s.get(a..b).unwrap_or("")
+    }
+
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// The text from `start` up to the current position.
+    pub(crate) fn since(&self, start: usize) -> &'a str {
+        self.slice(start, self.pos)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn rest(&self) -> &'a str {
+        self.slice(self.pos, self.s.len())
+    }
+
+    pub(crate) fn at_end(&self) -> bool {
+        self.pos >= self.s.len()
+    }
+
+    pub(crate) fn peek(&self) -> Option<u8> {
+        self.bytes().get(self.pos).copied()
+    }
+
+    pub(crate) fn skip_lws(&mut self) {
+        let b = self.bytes();
+        while self.pos < b.len() && is_lws(b[self.pos]) {
+            self.pos += 1;
+        }
+    }
+
+    /// Consume `c` if it is next.
+    pub(crate) fn eat(&mut self, c: u8) -> bool {
+        if self.peek() == Some(c) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Consume bytes while `f` holds. `f` must either accept every byte
+    /// >= 0x80 or none of them, so the cut lands on a char boundary.
+    pub(crate) fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a str {
+        let b = self.bytes();
+        let start = self.pos;
+        while self.pos < b.len() && f(b[self.pos]) {
+            self.pos += 1;
+        }
+        self.slice(start, self.pos)
+    }
+
+    pub(crate) fn token(&mut self) -> &'a str {
+        self.take_while(is_token_byte)
+    }
+
+    /// A quoted-string starting here; returns it with its quotes. Fails on a
+    /// missing closing quote or a quoted-pair escaping CR or LF.
+    pub(crate) fn quoted(&mut self) -> Result<&'a str, ()> {
+        let b = self.bytes();
+        let start = self.pos;
+        if b.get(start) != Some(&b'"') {
+            return Err(());
+        }
+        let mut i = start + 1;
+        while i < b.len() {
+            match b[i] {
+                b'"' => {
+                    self.pos = i + 1;
+                    return Ok(self.slice(start, i + 1));
+                }
+                b'\\' => match b.get(i + 1) {
+                    Some(&n) if n < 0x80 && n != b'\r' && n != b'\n' => i += 2,
+                    _ => return Err(()),
+                },
+                _ => i += 1,
+            }
+        }
+        Err(())
+    }
+}
+
+/// Parse `*( SEMI generic-param )` up to the end of the cursor's text.
+/// Names must be tokens; a value is a quoted string (kept with its quotes)
+/// or a run of bytes up to the next `;`, `,` or white space.
+pub(crate) fn parse_params<'a>(cur: &mut Cursor<'a>) -> Result<Params<'a>, &'static str> {
+    let mut params = Vec::new();
+    loop {
+        cur.skip_lws();
+        if cur.at_end() {
+            return Ok(Params(params));
+        }
+        if !cur.eat(b';') {
+            return Err("unexpected text after value");
+        }
+        cur.skip_lws();
+        let name = cur.token();
+        if name.is_empty() {
+            return Err("empty parameter");
+        }
+        cur.skip_lws();
+        let value = if cur.eat(b'=') {
+            cur.skip_lws();
+            let v = if cur.peek() == Some(b'"') {
+                cur.quoted().map_err(|_| "unbalanced quotes in parameter")?
+            } else {
+                cur.take_while(|b| !matches!(b, b';' | b',' | b'"') && !is_lws(b))
+            };
+            if v.is_empty() {
+                return Err("empty parameter value");
+            }
+            Some(v)
+        } else {
+            None
+        };
+        params.push(Param { name, value });
+    }
+}
+
+/// Remove the quotes of a quoted-string (escapes stay as written).
+pub(crate) fn unquote(s: &str) -> &str {
+    if s.len() >= 2 && s.starts_with('"') && s.ends_with('"') {
+        s.get(1..s.len() - 1).unwrap_or(s)
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commas_respect_quotes_escapes_and_angles() {
+        let v = r#""Bell, A. \"x,y\"" <sip:a@b;x=1,2>;tag=1 , <sip:c@d>,,  "#;
+        let parts: Vec<_> = split_commas(v).collect();
+        assert_eq!(
+            parts,
+            vec![r#""Bell, A. \"x,y\"" <sip:a@b;x=1,2>;tag=1"#, "<sip:c@d>"]
+        );
+    }
+
+    #[test]
+    fn commas_across_folded_lines() {
+        let v = "application/sdp, application/pkcs7-mime,\r\n        multipart/mixed";
+        let parts: Vec<_> = split_commas(v).collect();
+        assert_eq!(
+            parts,
+            vec![
+                "application/sdp",
+                "application/pkcs7-mime",
+                "multipart/mixed"
+            ]
+        );
+    }
+
+    #[test]
+    fn params_with_folding_and_quotes() {
+        let mut c = Cursor::new(" ;\r\n  tag = 98asjd8 ; q=\"a;b\\\"c\";lr");
+        let p = c.clone_params();
+        assert_eq!(p.get("tag"), Some(Some("98asjd8")));
+        assert_eq!(p.get("Q"), Some(Some("\"a;b\\\"c\"")));
+        assert_eq!(p.get("lr"), Some(None));
+        assert!(!p.has("x"));
+    }
+
+    #[test]
+    fn empty_params_are_errors() {
+        assert!(parse_params(&mut Cursor::new(";;")).is_err());
+        assert!(parse_params(&mut Cursor::new(";a=")).is_err());
+        assert!(parse_params(&mut Cursor::new(";a=\"x")).is_err());
+        assert!(parse_params(&mut Cursor::new(" x")).is_err());
+    }
+
+    #[test]
+    fn quoted_strings() {
+        let mut c = Cursor::new(r#""a\"b" rest"#);
+        assert_eq!(c.quoted(), Ok(r#""a\"b""#));
+        assert_eq!(c.rest(), " rest");
+        assert!(Cursor::new(r#""open"#).quoted().is_err());
+        assert!(Cursor::new("\"a\\\r\"").quoted().is_err());
+    }
+
+    impl<'a> Cursor<'a> {
+        fn clone_params(&mut self) -> Params<'a> {
+            parse_params(self).expect("valid params")
+        }
+    }
+}
