@@ -17,7 +17,11 @@ pub struct Timers {
 
 impl Default for Timers {
     fn default() -> Self {
-        Timers { t1: 500, t2: 4000, t4: 5000 }
+        Timers {
+            t1: 500,
+            t2: 4000,
+            t4: 5000,
+        }
     }
 }
 
@@ -49,10 +53,18 @@ impl Cidr {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
         };
-        let addr: IpAddr = a.trim().parse().map_err(|_| format!("not an IP address: {a}"))?;
+        let addr: IpAddr = a
+            .trim()
+            .parse()
+            .map_err(|_| format!("not an IP address: {a}"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match p {
-            Some(p) => p.trim().parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| format!("bad prefix length: {p}"))?,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("bad prefix length: {p}"))?,
             None => max,
         };
         Ok(Cidr { addr, prefix })
@@ -67,14 +79,48 @@ impl Cidr {
         };
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(a)) => {
-                let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix) };
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - self.prefix)
+                };
                 u32::from(net) & mask == u32::from(a) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(a)) => {
-                let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - self.prefix) };
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - self.prefix)
+                };
                 u128::from(net) & mask == u128::from(a) & mask
             }
             _ => false,
+        }
+    }
+}
+
+/// Bounds on what the engine keeps, so memory stays bounded whatever
+/// arrives. A request over a bound gets 503 with Retry-After.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quotas {
+    /// Live subscriptions in all.
+    pub max_subscriptions: usize,
+    /// Live subscriptions (all packages) on one line.
+    pub max_subscriptions_per_line: usize,
+    /// Live subscriptions created from one source address. Behind a proxy
+    /// every request shares the proxy's address: raise it there.
+    pub max_subscriptions_per_source: usize,
+    /// Live publications on one line.
+    pub max_publications_per_line: usize,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Quotas {
+            max_subscriptions: 1_000_000,
+            max_subscriptions_per_line: 1_000,
+            max_subscriptions_per_source: 10_000,
+            max_publications_per_line: 100,
         }
     }
 }
@@ -90,6 +136,8 @@ pub struct Config {
     pub trusted_publishers: Vec<Cidr>,
     /// Highest appearance index a phone may seize (`None`: unlimited).
     pub max_appearances: Option<u32>,
+    /// Bounds on live state.
+    pub quotas: Quotas,
     /// Product token for Server and User-Agent headers.
     pub server_name: String,
 }
@@ -104,6 +152,7 @@ impl Default for Config {
                 Cidr::parse("::1").expect("literal"),
             ],
             max_appearances: None,
+            quotas: Quotas::default(),
             server_name: concat!("sharedline/", env!("CARGO_PKG_VERSION")).to_string(),
         }
     }

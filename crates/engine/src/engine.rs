@@ -15,10 +15,13 @@ use crate::package::{PackageCx, Packages, PubState, Reject, Rendered, ResourceVi
 use crate::rng::Rng;
 use crate::store::{PublicationRecord, Snapshot, StoreBatch, StoreOp, SubscriptionRecord};
 use crate::time::Time;
-use crate::transaction::{ClientEvent, ClientTransactions, ServerAction, ServerKey, ServerTransactions};
+use crate::transaction::{
+    ClientEvent, ClientTransactions, ServerAction, ServerKey, ServerTransactions,
+};
 use crate::Output;
 use sip::{HeaderName, Message, Method, ResponseWriter};
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::IpAddr;
 use tracing::debug;
 
 /// Methods we serve (the Allow header).
@@ -84,6 +87,12 @@ pub struct Engine {
     pub(crate) subs: HashMap<String, Subscription>,
     pub(crate) expiries: BTreeSet<(Time, Expiry)>,
     pub(crate) order: u64,
+    /// Live subscriptions per source address (for the per-source quota).
+    pub(crate) per_source: HashMap<IpAddr, usize>,
+    /// Live subscriptions, not counting ending ones.
+    pub(crate) live_subs: usize,
+    /// Refusals for overload, logged once per interval: reason → (last log, suppressed).
+    overload_log: HashMap<&'static str, (Time, u64)>,
     /// Writes of the input being handled.
     ops: Vec<StoreOp>,
     /// Transmissions of the input being handled.
@@ -113,6 +122,9 @@ impl Engine {
             subs: HashMap::new(),
             expiries: BTreeSet::new(),
             order: 0,
+            per_source: HashMap::new(),
+            live_subs: 0,
+            overload_log: HashMap::new(),
             ops: Vec::new(),
             staged: Vec::new(),
             cur_seq: 1,
@@ -164,6 +176,20 @@ impl Engine {
             self.refresh_shared_cache(&r);
         }
         self.expire(now);
+        // A NOTIFY is stored before it leaves, so one sent shortly before a
+        // crash may never have reached its watcher (or was never sent): its
+        // transaction could still have been open. Send those watchers the
+        // state again; older ones had their answer or their Timer F.
+        let window = 64 * self.cfg.timers.t1;
+        let recent: Vec<String> = self
+            .subs
+            .values()
+            .filter(|s| s.ending.is_none() && now - s.rec.last_notify_at < window)
+            .map(|s| s.rec.id.clone())
+            .collect();
+        for id in recent {
+            self.notify(now, &id);
+        }
         self.end();
     }
 
@@ -233,7 +259,7 @@ impl Engine {
 
     /// Live subscriptions (not counting ones whose final NOTIFY is pending).
     pub fn subscription_count(&self) -> usize {
-        self.subs.values().filter(|s| s.ending.is_none()).count()
+        self.live_subs
     }
 
     // ---- input bracketing and durability ----
@@ -247,7 +273,10 @@ impl Engine {
             self.last_seq
         } else {
             self.last_seq = self.cur_seq;
-            self.batches.push_back(StoreBatch { seq: self.cur_seq, ops: std::mem::take(&mut self.ops) });
+            self.batches.push_back(StoreBatch {
+                seq: self.cur_seq,
+                ops: std::mem::take(&mut self.ops),
+            });
             self.cur_seq
         };
         for t in self.staged.drain(..) {
@@ -292,7 +321,10 @@ impl Engine {
         let Some(key) = ServerKey::of(msg) else {
             return self.reject_untracked(from, msg, 400, "Bad Via header");
         };
-        match self.server_tx.on_request(now, &key, from.transport.reliable()) {
+        match self
+            .server_tx
+            .on_request(now, &key, from.transport.reliable())
+        {
             ServerAction::New => {}
             ServerAction::Absorb => return,
             ServerAction::Resend(t, tag) => {
@@ -302,14 +334,22 @@ impl Engine {
                 return;
             }
         }
-        let cx = Req { now, from, msg, key };
+        let cx = Req {
+            now,
+            from,
+            msg,
+            key,
+        };
         let unsupported: Vec<&str> = match msg.require() {
             Ok(r) => r,
             Err(e) => return self.reject(&cx, Reject::new(400, e.to_string())),
         };
         if !unsupported.is_empty() {
             let list = unsupported.join(", ");
-            return self.reject(&cx, Reject::new(420, "Bad Extension").with(HeaderName::Unsupported, list));
+            return self.reject(
+                &cx,
+                Reject::new(420, "Bad Extension").with(HeaderName::Unsupported, list),
+            );
         }
         match method {
             Method::Options => {
@@ -326,12 +366,17 @@ impl Engine {
             // Our non-INVITE transactions are answered at once, so there is
             // never anything left to cancel (RFC 3261 §9.2).
             Method::Cancel => self.respond(&cx, 481, "Call/Transaction Does Not Exist", &[], None),
-            _ => self.reject(&cx, Reject::new(405, "Method Not Allowed").with(HeaderName::Allow, ALLOW)),
+            _ => self.reject(
+                &cx,
+                Reject::new(405, "Method Not Allowed").with(HeaderName::Allow, ALLOW),
+            ),
         }
     }
 
     fn on_response(&mut self, now: Time, msg: &Message<'_>) {
-        let (Some(code), Ok(Some(via))) = (msg.status(), msg.via()) else { return };
+        let (Some(code), Ok(Some(via))) = (msg.status(), msg.via()) else {
+            return;
+        };
         let Some(branch) = via.branch else { return };
         if let Some(ev) = self.client_tx.on_response(now, branch, code) {
             self.on_client_event(now, ev);
@@ -379,13 +424,21 @@ impl Engine {
                 &fresh
             }
         };
-        let mut w = ResponseWriter::new(&mut buf, cx.msg, status, reason, Some(cx.from.remote), Some(tag));
+        let mut w = ResponseWriter::new(
+            &mut buf,
+            cx.msg,
+            status,
+            reason,
+            Some(cx.from.remote),
+            Some(tag),
+        );
         for (name, value) in headers {
             w = w.header(*name, value);
         }
         w.header(HeaderName::Server, &self.cfg.server_name).finish();
         let t = response_target(cx.from, cx.msg, buf);
-        self.server_tx.respond(cx.now, &cx.key, t.clone(), self.cur_seq);
+        self.server_tx
+            .respond(cx.now, &cx.key, t.clone(), self.cur_seq);
         self.send(t);
     }
 
@@ -406,7 +459,9 @@ impl Engine {
             if *at > now {
                 break;
             }
-            let Some((_, what)) = self.expiries.pop_first() else { break };
+            let Some((_, what)) = self.expiries.pop_first() else {
+                break;
+            };
             match what {
                 Expiry::Publication(id) => {
                     if let Some(resource) = self.remove_publication(&id) {
@@ -431,7 +486,8 @@ impl Engine {
         }
         res.pubs.insert(p.rec.id.clone());
         self.etags.insert(p.rec.etag.clone(), p.rec.id.clone());
-        self.expiries.insert((p.rec.expires_at, Expiry::Publication(p.rec.id.clone())));
+        self.expiries
+            .insert((p.rec.expires_at, Expiry::Publication(p.rec.id.clone())));
         self.pubs.insert(p.rec.id.clone(), p);
     }
 
@@ -439,7 +495,8 @@ impl Engine {
     pub(crate) fn remove_publication(&mut self, id: &str) -> Option<String> {
         let p = self.pubs.remove(id)?;
         self.etags.remove(&p.rec.etag);
-        self.expiries.remove(&(p.rec.expires_at, Expiry::Publication(id.to_string())));
+        self.expiries
+            .remove(&(p.rec.expires_at, Expiry::Publication(id.to_string())));
         self.write(StoreOp::DeletePublication(id.to_string()));
         if let Some(res) = self.resources.get_mut(&p.rec.resource) {
             res.pubs.remove(id);
@@ -453,8 +510,35 @@ impl Engine {
             res.host = host_of(&s.rec.resource).to_string();
         }
         res.subs.insert(s.rec.id.clone());
-        self.expiries.insert((s.rec.expires_at, Expiry::Subscription(s.rec.id.clone())));
+        self.expiries
+            .insert((s.rec.expires_at, Expiry::Subscription(s.rec.id.clone())));
+        *self.per_source.entry(s.rec.source.remote.ip()).or_default() += 1;
+        self.live_subs += 1;
         self.subs.insert(s.rec.id.clone(), s);
+    }
+
+    /// Undo `insert_subscription`'s counting.
+    pub(crate) fn uncount_subscription(&mut self, source: IpAddr) {
+        self.live_subs = self.live_subs.saturating_sub(1);
+        if let Some(n) = self.per_source.get_mut(&source) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_source.remove(&source);
+            }
+        }
+    }
+
+    /// A refusal because a quota is full: 503 with Retry-After, logged at
+    /// most once per 10 s per reason (a flood must not flood the log too).
+    pub(crate) fn overloaded(&mut self, now: Time, reason: &'static str) -> Reject {
+        let entry = self.overload_log.entry(reason).or_insert((Time(0), 0));
+        if now - entry.0 >= 10_000 {
+            tracing::warn!(reason, suppressed = entry.1, "refusing requests: quota full");
+            *entry = (now, 0);
+        } else {
+            entry.1 += 1;
+        }
+        Reject::new(503, reason).with(HeaderName::RetryAfter, "60")
     }
 
     /// Drop a resource that has nothing left on it.
@@ -469,7 +553,12 @@ impl Engine {
     /// What packages see of a resource.
     pub(crate) fn view<'s>(&'s self, resource: &'s str) -> ResourceView<'s> {
         let Some(res) = self.resources.get(resource) else {
-            return ResourceView { resource, host: host_of(resource), pubs: Vec::new(), subs: Vec::new() };
+            return ResourceView {
+                resource,
+                host: host_of(resource),
+                pubs: Vec::new(),
+                subs: Vec::new(),
+            };
         };
         ResourceView {
             resource,
@@ -499,7 +588,9 @@ impl Engine {
     }
 
     pub(crate) fn package_cx(&self) -> PackageCx {
-        PackageCx { max_appearances: self.cfg.max_appearances }
+        PackageCx {
+            max_appearances: self.cfg.max_appearances,
+        }
     }
 
     /// Render every shared-state package of a resource into its cache,
@@ -516,7 +607,9 @@ impl Engine {
                 fresh.push((p.name(), watched.then(|| p.render(&view, SubData::None))));
             }
         }
-        let Some(res) = self.resources.get_mut(resource) else { return changed };
+        let Some(res) = self.resources.get_mut(resource) else {
+            return changed;
+        };
         for (name, r) in fresh {
             let slot = res.shared.iter().position(|(n, _)| *n == name);
             match (slot, r) {
@@ -544,7 +637,10 @@ impl Engine {
         loop {
             let ended: Vec<(String, &'static str)> = {
                 let view = self.view(resource);
-                self.packages.iter().flat_map(|p| p.reconcile(&view)).collect()
+                self.packages
+                    .iter()
+                    .flat_map(|p| p.reconcile(&view))
+                    .collect()
             };
             if ended.is_empty() {
                 break;
@@ -591,7 +687,13 @@ pub(crate) fn response_target(from: Source, msg: &Message<'_>, bytes: Vec<u8>) -
             }
         }
     }
-    Transmit { transport: from.transport, local: from.local, remote, conn: from.conn, bytes }
+    Transmit {
+        transport: from.transport,
+        local: from.local,
+        remote,
+        conn: from.conn,
+        bytes,
+    }
 }
 
 /// The host part of `sip:user@host` (or of `sip:host`).

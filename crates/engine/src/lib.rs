@@ -24,13 +24,14 @@
 
 pub mod config;
 mod engine;
+pub mod inspect;
 pub mod net;
 pub mod package;
 mod publish;
 mod rng;
 pub mod sca;
-mod subscribe;
 pub mod store;
+mod subscribe;
 pub mod time;
 pub mod transaction;
 
@@ -50,4 +51,3 @@ pub enum Output {
     /// seq acknowledges every lower one).
     Store(StoreBatch),
 }
-

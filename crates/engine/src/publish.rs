@@ -17,7 +17,12 @@ impl Engine {
 
     fn publish(&mut self, cx: &Req<'_, '_>) -> Result<(), Reject> {
         let msg = cx.msg;
-        if !self.cfg.trusted_publishers.iter().any(|c| c.contains(cx.from.remote.ip())) {
+        if !self
+            .cfg
+            .trusted_publishers
+            .iter()
+            .any(|c| c.contains(cx.from.remote.ip()))
+        {
             return Err(Reject::new(403, "Publisher not trusted"));
         }
         let bad = |e: sip::HeaderError| Reject::new(400, e.to_string());
@@ -41,7 +46,11 @@ impl Engine {
         let granted = requested.min(limits.max);
         if !msg.body.is_empty() {
             let ctype = msg.content_type().map_err(bad)?;
-            let ok = ctype.is_some_and(|c| pkg.accepts().iter().any(|a| a.eq_ignore_ascii_case(c.media)));
+            let ok = ctype.is_some_and(|c| {
+                pkg.accepts()
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case(c.media))
+            });
             if !ok {
                 return Err(Reject::new(415, "Unsupported Media Type")
                     .with(HeaderName::Accept, pkg.accepts().join(", ")));
@@ -57,6 +66,10 @@ impl Engine {
                 return Err(Reject::new(400, "Expires 0 needs SIP-If-Match"));
             }
             let state = pkg.parse_publish(msg)?;
+            let on_line = self.resources.get(&resource).map_or(0, |r| r.pubs.len());
+            if on_line >= self.cfg.quotas.max_publications_per_line {
+                return Err(self.overloaded(now, "Too many publications on this line"));
+            }
             let id = self.rng.token();
             let etag = self.fresh_etag();
             let rec = PublicationRecord {
@@ -91,10 +104,20 @@ impl Engine {
             self.resource_changed(now, &resource);
             return Ok(());
         }
-        let new_state = if pkg.carries_state(msg) { Some(pkg.parse_publish(msg)?) } else { None };
+        let new_state = if pkg.carries_state(msg) {
+            Some(pkg.parse_publish(msg)?)
+        } else {
+            None
+        };
         let etag = self.fresh_etag();
-        let order = if new_state.is_some() { Some(self.next_order()) } else { None };
-        let Some(p) = self.pubs.get_mut(&id) else { return Err(precondition()) };
+        let order = if new_state.is_some() {
+            Some(self.next_order())
+        } else {
+            None
+        };
+        let Some(p) = self.pubs.get_mut(&id) else {
+            return Err(precondition());
+        };
         let old_expiry = (p.rec.expires_at, Expiry::Publication(id.clone()));
         let old_etag = std::mem::replace(&mut p.rec.etag, etag.clone());
         p.rec.expires_at = now.plus_secs(granted.into());
@@ -108,7 +131,8 @@ impl Engine {
         self.etags.remove(&old_etag);
         self.etags.insert(etag.clone(), id.clone());
         self.expiries.remove(&old_expiry);
-        self.expiries.insert((rec.expires_at, Expiry::Publication(id)));
+        self.expiries
+            .insert((rec.expires_at, Expiry::Publication(id)));
         self.write(StoreOp::PutPublication(rec));
         self.ok(cx, &etag, granted);
         // A refresh changes no state, so this notifies nobody; a modify
@@ -118,7 +142,10 @@ impl Engine {
     }
 
     fn ok(&mut self, cx: &Req<'_, '_>, etag: &str, expires: u32) {
-        let headers = [(HeaderName::SipETag, etag.to_string()), (HeaderName::Expires, expires.to_string())];
+        let headers = [
+            (HeaderName::SipETag, etag.to_string()),
+            (HeaderName::Expires, expires.to_string()),
+        ];
         self.respond(cx, 200, "OK", &headers, None);
     }
 
@@ -134,6 +161,11 @@ impl Engine {
     }
 
     fn publishable_events(&self) -> String {
-        self.packages.iter().filter(|p| p.publishable()).map(|p| p.name()).collect::<Vec<_>>().join(", ")
+        self.packages
+            .iter()
+            .filter(|p| p.publishable())
+            .map(|p| p.name())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }

@@ -103,12 +103,10 @@ pub struct Appearance<'a> {
 /// A line's appearance table: every claimed index and its winning claim.
 pub fn line<'a>(view: &ResourceView<'a>) -> BTreeMap<u32, Appearance<'a>> {
     let mut table: BTreeMap<u32, Appearance<'a>> = BTreeMap::new();
-    let mut offer = |index: u32, ap: Appearance<'a>| {
-        match table.get(&index) {
-            Some(old) if old.order >= ap.order => {}
-            _ => {
-                table.insert(index, ap);
-            }
+    let mut offer = |index: u32, ap: Appearance<'a>| match table.get(&index) {
+        Some(old) if old.order >= ap.order => {}
+        _ => {
+            table.insert(index, ap);
         }
     };
     for (i, p) in view.pubs.iter().enumerate() {
@@ -130,7 +128,12 @@ pub fn line<'a>(view: &ResourceView<'a>) -> BTreeMap<u32, Appearance<'a>> {
         if let SubData::Seize(index) = s.data {
             offer(
                 index,
-                Appearance { state: ApState::Seized, uri: None, owner: Owner::Seize(s.id), order: s.order },
+                Appearance {
+                    state: ApState::Seized,
+                    uri: None,
+                    owner: Owner::Seize(s.id),
+                    order: s.order,
+                },
             );
         }
     }
@@ -143,7 +146,11 @@ pub fn render_call_info(host: &str, table: &BTreeMap<u32, Appearance<'_>>) -> St
     let mut out = String::with_capacity(64 + table.len() * 96);
     for (index, ap) in table {
         // write! into a String cannot fail.
-        let _ = write!(out, "<sip:{host}>;appearance-index={index};appearance-state={}", ap.state.as_str());
+        let _ = write!(
+            out,
+            "<sip:{host}>;appearance-index={index};appearance-state={}",
+            ap.state.as_str()
+        );
         if let Some(uri) = ap.uri {
             out.push_str(";appearance-uri=");
             out.push_str(uri);

@@ -59,6 +59,10 @@ pub struct SubscriptionRecord {
     pub route_set: Vec<String>,
     /// The CSeq of the last NOTIFY we sent.
     pub local_cseq: u32,
+    /// When we sent it (a restart re-sends the state to watchers whose
+    /// last NOTIFY may have been lost with the process).
+    #[serde(default)]
+    pub last_notify_at: Time,
     /// The CSeq of the last SUBSCRIBE we accepted.
     pub remote_cseq: u32,
     /// When it expires.
@@ -82,6 +86,17 @@ pub enum StoreOp {
     PutSubscription(SubscriptionRecord),
     /// Remove a subscription by id.
     DeleteSubscription(String),
+    /// The subscription sent a NOTIFY with this CSeq: only its `local_cseq`
+    /// changed. Kept apart from `PutSubscription` because it happens on every
+    /// NOTIFY and a store can make it a one-column update.
+    SetNotifyCSeq {
+        /// Subscription id.
+        id: String,
+        /// The CSeq of the NOTIFY just sent.
+        cseq: u32,
+        /// When it was sent.
+        at: Time,
+    },
 }
 
 /// The writes caused by one input, to be made durable together.

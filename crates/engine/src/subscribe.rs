@@ -15,13 +15,30 @@ use tracing::debug;
 /// NOTIFY responses after which the subscription is gone (RFC 6665 §4.2.2
 /// and RFC 5057 §5.1: these end the usage; Timer F counts as 408).
 fn ends_subscription(code: u16) -> bool {
-    matches!(code, 404 | 405 | 408 | 410 | 416 | 480..=485 | 489 | 501 | 604)
+    matches!(
+        code,
+        404 | 405 | 408 | 410 | 416 | 480..=485 | 489 | 501 | 604
+    )
 }
 
 /// The key of a subscription: its dialog and its Event (package and id).
-fn sub_id(call_id: &str, local_tag: &str, remote_tag: &str, package: &str, event_id: Option<&str>) -> String {
-    let mut s = String::with_capacity(call_id.len() + local_tag.len() + remote_tag.len() + package.len() + 8);
-    for part in [call_id, local_tag, remote_tag, package, event_id.unwrap_or("")] {
+fn sub_id(
+    call_id: &str,
+    local_tag: &str,
+    remote_tag: &str,
+    package: &str,
+    event_id: Option<&str>,
+) -> String {
+    let mut s = String::with_capacity(
+        call_id.len() + local_tag.len() + remote_tag.len() + package.len() + 8,
+    );
+    for part in [
+        call_id,
+        local_tag,
+        remote_tag,
+        package,
+        event_id.unwrap_or(""),
+    ] {
         s.push_str(part);
         s.push('\u{1f}');
     }
@@ -39,17 +56,35 @@ impl Engine {
         let msg = cx.msg;
         let now = cx.now;
         let bad = |e: sip::HeaderError| Reject::new(400, e.to_string());
-        let event = msg.event().map_err(bad)?.ok_or_else(|| Reject::new(400, "Missing Event header"))?;
+        let event = msg
+            .event()
+            .map_err(bad)?
+            .ok_or_else(|| Reject::new(400, "Missing Event header"))?;
         let Some((pkg, limits)) = self.packages.get(event.package) else {
-            return Err(Reject::new(489, "Bad Event").with(HeaderName::AllowEvents, self.packages.allow_events()));
+            return Err(Reject::new(489, "Bad Event")
+                .with(HeaderName::AllowEvents, self.packages.allow_events()));
         };
         let package = pkg.name();
         let requested = msg.expires().map_err(bad)?.unwrap_or(limits.default);
-        let from = msg.from().map_err(bad)?.ok_or_else(|| Reject::new(400, "Missing From header"))?;
-        let to = msg.to().map_err(bad)?.ok_or_else(|| Reject::new(400, "Missing To header"))?;
-        let call_id = msg.call_id().map_err(bad)?.ok_or_else(|| Reject::new(400, "Missing Call-ID header"))?;
-        let cseq = msg.cseq().map_err(bad)?.ok_or_else(|| Reject::new(400, "Missing CSeq header"))?;
-        let remote_tag = from.tag().ok_or_else(|| Reject::new(400, "Missing From tag"))?;
+        let from = msg
+            .from()
+            .map_err(bad)?
+            .ok_or_else(|| Reject::new(400, "Missing From header"))?;
+        let to = msg
+            .to()
+            .map_err(bad)?
+            .ok_or_else(|| Reject::new(400, "Missing To header"))?;
+        let call_id = msg
+            .call_id()
+            .map_err(bad)?
+            .ok_or_else(|| Reject::new(400, "Missing Call-ID header"))?;
+        let cseq = msg
+            .cseq()
+            .map_err(bad)?
+            .ok_or_else(|| Reject::new(400, "Missing CSeq header"))?;
+        let remote_tag = from
+            .tag()
+            .ok_or_else(|| Reject::new(400, "Missing From tag"))?;
         let contact = msg.contacts().map_err(bad)?.into_iter().next();
 
         if let Some(local_tag) = to.tag() {
@@ -69,12 +104,23 @@ impl Engine {
             }
             let our_contact = contact_of(cx.from.local, cx.from.transport);
             if requested == 0 {
-                self.respond(cx, 200, "OK", &[(HeaderName::Expires, "0".into()), (HeaderName::Contact, our_contact)], Some(local_tag));
+                self.respond(
+                    cx,
+                    200,
+                    "OK",
+                    &[
+                        (HeaderName::Expires, "0".into()),
+                        (HeaderName::Contact, our_contact),
+                    ],
+                    Some(local_tag),
+                );
                 self.end_subscription(now, &id, "timeout");
                 return Ok(());
             }
             let granted = requested.min(limits.max);
-            let Some(s) = self.subs.get_mut(&id) else { return Err(Reject::new(481, "Subscription Does Not Exist")) };
+            let Some(s) = self.subs.get_mut(&id) else {
+                return Err(Reject::new(481, "Subscription Does Not Exist"));
+            };
             let old = (s.rec.expires_at, Expiry::Subscription(id.clone()));
             s.rec.expires_at = now.plus_secs(granted.into());
             s.rec.remote_cseq = cseq.seq;
@@ -87,22 +133,45 @@ impl Engine {
             self.write(StoreOp::PutSubscription(rec));
             self.expiries.remove(&old);
             self.expiries.insert(new);
-            let headers = [(HeaderName::Expires, granted.to_string()), (HeaderName::Contact, our_contact)];
+            let headers = [
+                (HeaderName::Expires, granted.to_string()),
+                (HeaderName::Contact, our_contact),
+            ];
             self.respond(cx, 200, "OK", &headers, Some(local_tag));
             self.notify(now, &id);
             return Ok(());
         }
 
         if requested != 0 && requested < limits.min {
-            return Err(Reject::new(423, "Interval Too Brief").with(HeaderName::MinExpires, limits.min.to_string()));
+            return Err(Reject::new(423, "Interval Too Brief")
+                .with(HeaderName::MinExpires, limits.min.to_string()));
         }
         let contact = contact.ok_or_else(|| Reject::new(400, "Missing Contact header"))?;
         let resource = canonical_resource(msg.request_uri().unwrap_or_default())?;
+        if requested != 0 {
+            let q = self.cfg.quotas;
+            let on_line = self.resources.get(&resource).map_or(0, |r| r.subs.len());
+            let from_source = self.per_source.get(&cx.from.remote.ip()).copied().unwrap_or(0);
+            if self.live_subs >= q.max_subscriptions {
+                return Err(self.overloaded(now, "Too many subscriptions"));
+            }
+            if on_line >= q.max_subscriptions_per_line {
+                return Err(self.overloaded(now, "Too many subscriptions to this line"));
+            }
+            if from_source >= q.max_subscriptions_per_source {
+                return Err(self.overloaded(now, "Too many subscriptions from this address"));
+            }
+        }
         let data = {
             let view = self.view(&resource);
             pkg.on_subscribe(&view, msg, &self.package_cx())?
         };
-        let route_set = msg.record_routes().map_err(bad)?.into_iter().map(|r| r.raw.to_string()).collect();
+        let route_set = msg
+            .record_routes()
+            .map_err(bad)?
+            .into_iter()
+            .map(|r| r.raw.to_string())
+            .collect();
         let local_tag = self.rng.token();
         let granted = requested.min(limits.max);
         let id = sub_id(call_id, &local_tag, remote_tag, package, event.id);
@@ -119,6 +188,7 @@ impl Engine {
             remote_target: contact.uri.to_string(),
             route_set,
             local_cseq: 0,
+            last_notify_at: now,
             remote_cseq: cseq.seq,
             expires_at: now.plus_secs(granted.into()),
             changed_at: now,
@@ -127,18 +197,38 @@ impl Engine {
         };
         let our_contact = contact_of(cx.from.local, cx.from.transport);
         let order = self.next_order();
-        let mut sub = Subscription { rec, data, order, in_flight: false, dirty: false, ending: None };
+        let mut sub = Subscription {
+            rec,
+            data,
+            order,
+            in_flight: false,
+            dirty: false,
+            ending: None,
+        };
         if requested == 0 {
             // A fetch: one NOTIFY with the state, nothing kept (RFC 6665 §4.4.3).
-            self.respond(cx, 200, "OK", &[(HeaderName::Expires, "0".into()), (HeaderName::Contact, our_contact)], Some(&local_tag));
+            self.respond(
+                cx,
+                200,
+                "OK",
+                &[
+                    (HeaderName::Expires, "0".into()),
+                    (HeaderName::Contact, our_contact),
+                ],
+                Some(&local_tag),
+            );
             sub.ending = Some("timeout");
             self.subs.insert(id.clone(), sub);
             self.send_notify(now, &id);
             return Ok(());
         }
         self.refresh_shared_cache(&resource);
+        self.write(StoreOp::PutSubscription(sub.rec.clone()));
         self.insert_subscription(sub);
-        let headers = [(HeaderName::Expires, granted.to_string()), (HeaderName::Contact, our_contact)];
+        let headers = [
+            (HeaderName::Expires, granted.to_string()),
+            (HeaderName::Contact, our_contact),
+        ];
         self.respond(cx, 200, "OK", &headers, Some(&local_tag));
         self.notify(now, &id);
         // A seize changes the line for its call-info watchers.
@@ -156,7 +246,12 @@ impl Engine {
 
     /// End a subscription with a final NOTIFY; returns its resource. The
     /// caller tells the resource's other watchers.
-    pub(crate) fn end_subscription_quiet(&mut self, now: Time, id: &str, reason: &'static str) -> Option<String> {
+    pub(crate) fn end_subscription_quiet(
+        &mut self,
+        now: Time,
+        id: &str,
+        reason: &'static str,
+    ) -> Option<String> {
         let resource = self.forget_subscription(id)?;
         if let Some(s) = self.subs.get_mut(id) {
             s.ending = Some(reason);
@@ -175,7 +270,10 @@ impl Engine {
             return None;
         }
         let resource = s.rec.resource.clone();
-        self.expiries.remove(&(s.rec.expires_at, Expiry::Subscription(id.to_string())));
+        let source = s.rec.source.remote.ip();
+        self.expiries
+            .remove(&(s.rec.expires_at, Expiry::Subscription(id.to_string())));
+        self.uncount_subscription(source);
         if let Some(res) = self.resources.get_mut(&resource) {
             res.subs.remove(id);
         }
@@ -185,7 +283,9 @@ impl Engine {
 
     /// The subscription's state changed: NOTIFY now, or after the NOTIFY in flight.
     pub(crate) fn notify(&mut self, now: Time, id: &str) {
-        let Some(s) = self.subs.get_mut(id) else { return };
+        let Some(s) = self.subs.get_mut(id) else {
+            return;
+        };
         if s.in_flight {
             s.dirty = true;
             return;
@@ -198,7 +298,9 @@ impl Engine {
         if ctx.terminal {
             return;
         }
-        let Some(s) = self.subs.get_mut(&ctx.sub) else { return };
+        let Some(s) = self.subs.get_mut(&ctx.sub) else {
+            return;
+        };
         s.in_flight = false;
         let failed = code.is_none_or(ends_subscription);
         if failed {
@@ -225,14 +327,22 @@ impl Engine {
             Some(p) if p.shared_state() => self
                 .resources
                 .get(&s.rec.resource)
-                .and_then(|r| r.shared.iter().find(|(n, _)| *n == p.name()).map(|(_, r)| r.clone()))
+                .and_then(|r| {
+                    r.shared
+                        .iter()
+                        .find(|(n, _)| *n == p.name())
+                        .map(|(_, r)| r.clone())
+                })
                 .unwrap_or_else(|| p.render(&self.view(&s.rec.resource), s.data)),
             Some(p) => p.render(&self.view(&s.rec.resource), s.data),
             None => Rendered::default(),
         };
         let branch = format!("z9hG4bK{}", self.rng.token());
-        let Some(s) = self.subs.get_mut(id) else { return };
+        let Some(s) = self.subs.get_mut(id) else {
+            return;
+        };
         s.rec.local_cseq = s.rec.local_cseq.wrapping_add(1);
+        s.rec.last_notify_at = now;
         s.in_flight = true;
         s.dirty = false;
         let terminal = s.ending;
@@ -241,13 +351,27 @@ impl Engine {
             None => format!("active;expires={}", now.secs_until(s.rec.expires_at)),
         };
         let t = build_notify(&s.rec, &branch, &state, &rendered);
-        let rec = terminal.is_none().then(|| s.rec.clone());
-        if let Some(rec) = rec {
-            self.write(StoreOp::PutSubscription(rec));
+        // A NOTIFY leaves only once its CSeq is stored, so a restart goes
+        // on with the next one in the watcher's dialog.
+        let cseq = s.rec.local_cseq;
+        if terminal.is_none() {
+            self.write(StoreOp::SetNotifyCSeq {
+                id: id.to_string(),
+                cseq,
+                at: now,
+            });
         } else {
             self.subs.remove(id);
         }
-        self.client_tx.start(now, branch, t.clone(), NotifyCtx { sub: id.to_string(), terminal: terminal.is_some() });
+        self.client_tx.start(
+            now,
+            branch,
+            t.clone(),
+            NotifyCtx {
+                sub: id.to_string(),
+                terminal: terminal.is_some(),
+            },
+        );
         self.send(t);
     }
 }
@@ -288,25 +412,44 @@ fn uri_addr(uri: &str) -> Option<(SocketAddr, Option<Transport>)> {
 
 /// A NOTIFY in the subscription's dialog (RFC 3261 §12.2.1.1 for the
 /// Request-URI and Route set).
-fn build_notify(rec: &SubscriptionRecord, branch: &str, state: &str, rendered: &Rendered) -> Transmit {
+fn build_notify(
+    rec: &SubscriptionRecord,
+    branch: &str,
+    state: &str,
+    rendered: &Rendered,
+) -> Transmit {
     // A first route without `lr` is a strict router: it goes in the
     // Request-URI and the remote target goes last in Route.
-    let strict = rec.route_set.first().is_some_and(|r| !route_uri(r).contains(";lr"));
+    let strict = rec
+        .route_set
+        .first()
+        .is_some_and(|r| !route_uri(r).contains(";lr"));
     let (request_uri, routes): (&str, Vec<&str>) = if strict {
         let mut rest: Vec<&str> = rec.route_set[1..].iter().map(String::as_str).collect();
         rest.push(&rec.remote_target);
         (route_uri(&rec.route_set[0]), rest)
     } else {
-        (&rec.remote_target, rec.route_set.iter().map(String::as_str).collect())
+        (
+            &rec.remote_target,
+            rec.route_set.iter().map(String::as_str).collect(),
+        )
     };
-    let next_hop = rec.route_set.first().map(|r| route_uri(r)).unwrap_or(&rec.remote_target);
+    let next_hop = rec
+        .route_set
+        .first()
+        .map(|r| route_uri(r))
+        .unwrap_or(&rec.remote_target);
     // Over TCP the NOTIFY reuses the subscriber's connection; a next hop we
     // cannot read as an address falls back to where the SUBSCRIBE came from.
     let (remote, transport) = match uri_addr(next_hop) {
         Some((addr, t)) => (addr, t.unwrap_or(rec.source.transport)),
         None => (rec.source.remote, rec.source.transport),
     };
-    let conn = if transport == rec.source.transport { rec.source.conn } else { None };
+    let conn = if transport == rec.source.transport {
+        rec.source.conn
+    } else {
+        None
+    };
     let local = rec.source.local;
 
     let mut buf = Vec::with_capacity(640);
@@ -359,5 +502,11 @@ fn build_notify(rec: &SubscriptionRecord, branch: &str, state: &str, rendered: &
         Some((ctype, body)) => w.finish_with_body(ctype, body),
         None => w.finish(),
     }
-    Transmit { transport, local, remote, conn, bytes: buf }
+    Transmit {
+        transport,
+        local,
+        remote,
+        conn,
+        bytes: buf,
+    }
 }

@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 use std::ops::{Add, Sub};
 
 /// A point in time, in milliseconds since 1970-01-01T00:00:00Z.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
 pub struct Time(pub u64);
 
 impl Time {

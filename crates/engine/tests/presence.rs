@@ -16,7 +16,12 @@ fn watch(h: &mut Harness, phone: &mut Phone) -> Sent {
     let req = phone.subscribe(LINE, "call-info", Some(600), "");
     h.input(phone.src(), &req);
     let mut out = sent(h.take_to(addr(phone.port)));
-    assert_eq!(out.len(), 2, "200 and NOTIFY: {:?}", out.iter().map(Sent::text).collect::<Vec<_>>());
+    assert_eq!(
+        out.len(),
+        2,
+        "200 and NOTIFY: {:?}",
+        out.iter().map(Sent::text).collect::<Vec<_>>()
+    );
     let notify = out.pop().unwrap();
     let ok = out.pop().unwrap();
     assert_eq!(ok.status(), Some(200));
@@ -53,14 +58,22 @@ fn options_lists_methods_and_packages() {
     assert_eq!(out[0].status(), Some(200));
     assert!(out[0].header("Allow").unwrap().contains("SUBSCRIBE"));
     let ev = out[0].header("Allow-Events").unwrap();
-    assert!(ev.contains("call-info") && ev.contains("line-seize"), "{ev}");
-    assert!(out[0].msg().to().unwrap().unwrap().tag().is_some(), "a To tag is added");
+    assert!(
+        ev.contains("call-info") && ev.contains("line-seize"),
+        "{ev}"
+    );
+    assert!(
+        out[0].msg().to().unwrap().unwrap().tag().is_some(),
+        "a To tag is added"
+    );
 }
 
 #[test]
 fn methods_we_do_not_serve() {
     let mut h = Harness::new();
-    let req = |m: &str, extra: &str| format!("{m} sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:7000;branch=z9hG4bK{m}\nFrom: <sip:a@example.com>;tag=1\nTo: <sip:bob@example.com>\nCall-ID: m-{m}\nCSeq: 1 {m}\nMax-Forwards: 70\n{extra}Content-Length: 0\n\n");
+    let req = |m: &str, extra: &str| {
+        format!("{m} sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:7000;branch=z9hG4bK{m}\nFrom: <sip:a@example.com>;tag=1\nTo: <sip:bob@example.com>\nCall-ID: m-{m}\nCSeq: 1 {m}\nMax-Forwards: 70\n{extra}Content-Length: 0\n\n")
+    };
     h.input(udp(7000), &req("INVITE", ""));
     h.input(udp(7000), &req("REGISTER", ""));
     h.input(udp(7000), &req("FOO", ""));
@@ -81,16 +94,31 @@ fn publish_gets_fresh_etags_and_412_for_stale_ones() {
     assert_eq!(ok.header("Expires").unwrap(), "3600");
     let e1 = ok.header("SIP-ETag").unwrap();
     // Refresh: no Call-Info, SIP-If-Match.
-    let ok = publish(&mut h, &mut pbx, &format!("SIP-If-Match: {e1}\n"), Some(120));
+    let ok = publish(
+        &mut h,
+        &mut pbx,
+        &format!("SIP-If-Match: {e1}\n"),
+        Some(120),
+    );
     assert_eq!(ok.status(), Some(200));
     assert_eq!(ok.header("Expires").unwrap(), "120");
     let e2 = ok.header("SIP-ETag").unwrap();
     assert_ne!(e1, e2);
     // The old tag is dead.
-    let r = publish(&mut h, &mut pbx, &format!("SIP-If-Match: {e1}\n{}", ci(1, "active")), None);
+    let r = publish(
+        &mut h,
+        &mut pbx,
+        &format!("SIP-If-Match: {e1}\n{}", ci(1, "active")),
+        None,
+    );
     assert_eq!(r.status(), Some(412));
     // Modify, then remove; each gets a new tag.
-    let ok = publish(&mut h, &mut pbx, &format!("SIP-If-Match: {e2}\n{}", ci(1, "active")), None);
+    let ok = publish(
+        &mut h,
+        &mut pbx,
+        &format!("SIP-If-Match: {e2}\n{}", ci(1, "active")),
+        None,
+    );
     let e3 = ok.header("SIP-ETag").unwrap();
     assert!(e3 != e2 && e3 != e1);
     let ok = publish(&mut h, &mut pbx, &format!("SIP-If-Match: {e3}\n"), Some(0));
@@ -98,27 +126,43 @@ fn publish_gets_fresh_etags_and_412_for_stale_ones() {
     let e4 = ok.header("SIP-ETag").unwrap();
     assert!(![&e1, &e2, &e3].contains(&&e4));
     assert!(h.pubs.is_empty(), "removal reached the store");
-    assert_eq!(publish(&mut h, &mut pbx, &format!("SIP-If-Match: {e3}\n"), None).status(), Some(412));
+    assert_eq!(
+        publish(&mut h, &mut pbx, &format!("SIP-If-Match: {e3}\n"), None).status(),
+        Some(412)
+    );
 }
 
 #[test]
 fn publish_refusals() {
     let mut h = Harness::new();
     let mut pbx = Phone::new(6000);
-    let two = publish(&mut h, &mut pbx, &format!("SIP-If-Match: a\nSIP-If-Match: b\n{}", ci(1, "active")), None);
+    let two = publish(
+        &mut h,
+        &mut pbx,
+        &format!("SIP-If-Match: a\nSIP-If-Match: b\n{}", ci(1, "active")),
+        None,
+    );
     assert_eq!(two.status(), Some(400));
     let brief = publish(&mut h, &mut pbx, &ci(1, "active"), Some(30));
     assert_eq!(brief.status(), Some(423));
     assert_eq!(brief.header("Min-Expires").unwrap(), "60");
-    let req = pbx.publish(LINE, None, &ci(1, "active")).replace("Event: call-info", "Event: dialog");
+    let req = pbx
+        .publish(LINE, None, &ci(1, "active"))
+        .replace("Event: call-info", "Event: dialog");
     h.input(pbx.src(), &req);
     let r = sent(h.take());
     assert_eq!(r[0].status(), Some(489));
     assert!(r[0].header("Allow-Events").unwrap().contains("call-info"));
-    let req = pbx.publish(LINE, None, &ci(1, "active")).replace("Event: call-info\n", "").replace("Event: call-info\r\n", "");
+    let req = pbx
+        .publish(LINE, None, &ci(1, "active"))
+        .replace("Event: call-info\n", "")
+        .replace("Event: call-info\r\n", "");
     h.input(pbx.src(), &req);
     assert_eq!(sent(h.take())[0].status(), Some(489));
-    let req = pbx.publish(LINE, None, &ci(1, "active")).replace("Content-Length: 0\n\n", "Content-Type: application/xml\nContent-Length: 4\n\n<a/>");
+    let req = pbx.publish(LINE, None, &ci(1, "active")).replace(
+        "Content-Length: 0\n\n",
+        "Content-Type: application/xml\nContent-Length: 4\n\n<a/>",
+    );
     h.input(pbx.src(), &req);
     assert_eq!(sent(h.take())[0].status(), Some(415));
     // call-info must name index and state.
@@ -147,8 +191,15 @@ fn seed_flow_watcher_sees_idle_alerting_active_idle() {
     let mut h = Harness::new();
     let mut w = Phone::new(7000);
     let first = watch(&mut h, &mut w);
-    assert!(first.sub_state().starts_with("active;expires="), "{}", first.sub_state());
-    assert_eq!(first.header("Call-Info").unwrap(), "<sip:example.com>;appearance-index=*;appearance-state=idle");
+    assert!(
+        first.sub_state().starts_with("active;expires="),
+        "{}",
+        first.sub_state()
+    );
+    assert_eq!(
+        first.header("Call-Info").unwrap(),
+        "<sip:example.com>;appearance-index=*;appearance-state=idle"
+    );
     assert!(first.header("Content-Type").is_none());
     assert_eq!(first.header("Content-Length").unwrap(), "0");
 
@@ -163,7 +214,12 @@ fn seed_flow_watcher_sees_idle_alerting_active_idle() {
     );
     assert_eq!(n[0].cseq(), first.cseq() + 1);
 
-    let ok = publish(&mut h, &mut pbx, &format!("SIP-If-Match: {etag}\n{}", ci(1, "active")), None);
+    let ok = publish(
+        &mut h,
+        &mut pbx,
+        &format!("SIP-If-Match: {etag}\n{}", ci(1, "active")),
+        None,
+    );
     let etag = ok.header("SIP-ETag").unwrap();
     let n = notifies(&mut h, &w);
     assert_eq!(n.len(), 1);
@@ -174,7 +230,12 @@ fn seed_flow_watcher_sees_idle_alerting_active_idle() {
     let etag = ok.header("SIP-ETag").unwrap();
     assert!(notifies(&mut h, &w).is_empty());
 
-    publish(&mut h, &mut pbx, &format!("SIP-If-Match: {etag}\n"), Some(0));
+    publish(
+        &mut h,
+        &mut pbx,
+        &format!("SIP-If-Match: {etag}\n"),
+        Some(0),
+    );
     let n = notifies(&mut h, &w);
     assert_eq!(n.len(), 1);
     assert!(n[0].appearances().is_empty(), "idle again: {}", n[0].text());
@@ -187,7 +248,10 @@ fn expired_publication_turns_idle() {
     watch(&mut h, &mut w);
     let mut pbx = Phone::new(6000);
     publish(&mut h, &mut pbx, &ci(2, "active"), Some(60));
-    assert_eq!(notifies(&mut h, &w)[0].appearances(), [(2, "active".to_string())]);
+    assert_eq!(
+        notifies(&mut h, &w)[0].appearances(),
+        [(2, "active".to_string())]
+    );
     h.advance(59_000);
     assert!(notifies(&mut h, &w).is_empty());
     h.advance(1_000);
@@ -239,9 +303,15 @@ fn expires_is_capped_and_checked() {
     h.input(w.src(), &req);
     let r = sent(h.take());
     assert_eq!(r[0].status(), Some(489));
-    assert_eq!(r[0].header("Allow-Events").unwrap(), "call-info, line-seize");
+    assert_eq!(
+        r[0].header("Allow-Events").unwrap(),
+        "call-info, line-seize"
+    );
     let mut w = Phone::new(7003);
-    let req = w.subscribe(LINE, "call-info", Some(600), "").replace("Event: call-info\n", "").replace("Event: call-info\r\n", "");
+    let req = w
+        .subscribe(LINE, "call-info", Some(600), "")
+        .replace("Event: call-info\n", "")
+        .replace("Event: call-info\r\n", "");
     h.input(w.src(), &req);
     assert_eq!(sent(h.take())[0].status(), Some(400));
 }
@@ -256,7 +326,11 @@ fn refresh_unsubscribe_and_unknown_dialog() {
     let out = sent(h.take());
     assert_eq!(out[0].status(), Some(200));
     assert_eq!(out[0].header("Expires").unwrap(), "300");
-    assert_eq!(out[1].cseq(), first.cseq() + 1, "full-state NOTIFY on refresh");
+    assert_eq!(
+        out[1].cseq(),
+        first.cseq() + 1,
+        "full-state NOTIFY on refresh"
+    );
     assert_eq!(out[1].sub_state(), "active;expires=300");
     h.input(w.src(), &reply(&out[1], 200));
     let req = w.subscribe(LINE, "call-info", Some(0), "");
@@ -315,7 +389,10 @@ fn notify_timeout_ends_subscription_and_retransmits_before() {
     assert_eq!(sent(h.take()).len(), 1);
     h.advance(32_000 - 1500 - 1);
     let retx = sent(h.take());
-    assert!(retx.iter().all(|r| r.bytes == out[1].bytes), "identical retransmissions");
+    assert!(
+        retx.iter().all(|r| r.bytes == out[1].bytes),
+        "identical retransmissions"
+    );
     assert_eq!(h.subs.len(), 1);
     h.advance(1);
     assert!(h.subs.is_empty(), "Timer F removed the watcher");
@@ -330,13 +407,30 @@ fn changes_during_a_notify_in_flight_are_coalesced() {
     let mut w = Phone::new(7000);
     let first = watch(&mut h, &mut w);
     let mut pbx = Phone::new(6000);
-    let e = publish(&mut h, &mut pbx, &ci(1, "alerting"), None).header("SIP-ETag").unwrap();
+    let e = publish(&mut h, &mut pbx, &ci(1, "alerting"), None)
+        .header("SIP-ETag")
+        .unwrap();
     let n1 = sent(h.take_to(addr(7000)));
     assert_eq!(n1.len(), 1);
     // Two more changes while n1 is unanswered.
-    let e = publish(&mut h, &mut pbx, &format!("SIP-If-Match: {e}\n{}", ci(1, "active")), None).header("SIP-ETag").unwrap();
-    publish(&mut h, &mut pbx, &format!("SIP-If-Match: {e}\n{}", ci(1, "held")), None);
-    assert!(h.take_to(addr(7000)).is_empty(), "one NOTIFY in flight at a time");
+    let e = publish(
+        &mut h,
+        &mut pbx,
+        &format!("SIP-If-Match: {e}\n{}", ci(1, "active")),
+        None,
+    )
+    .header("SIP-ETag")
+    .unwrap();
+    publish(
+        &mut h,
+        &mut pbx,
+        &format!("SIP-If-Match: {e}\n{}", ci(1, "held")),
+        None,
+    );
+    assert!(
+        h.take_to(addr(7000)).is_empty(),
+        "one NOTIFY in flight at a time"
+    );
     h.input(w.src(), &reply(&n1[0], 200));
     let n2 = notifies(&mut h, &w);
     assert_eq!(n2.len(), 1);
@@ -379,14 +473,24 @@ fn restart_keeps_dialogs_and_cseq() {
     let mut w = Phone::new(7000);
     let first = watch(&mut h, &mut w);
     let mut pbx = Phone::new(6000);
-    let etag = publish(&mut h, &mut pbx, &ci(1, "alerting"), None).header("SIP-ETag").unwrap();
+    let etag = publish(&mut h, &mut pbx, &ci(1, "alerting"), None)
+        .header("SIP-ETag")
+        .unwrap();
     let n = notifies(&mut h, &w);
     assert_eq!(n[0].cseq(), first.cseq() + 1);
+    // Long enough after the last NOTIFY that its transaction was over.
+    h.advance(40_000);
     h.restart(engine::Config::default());
+    assert!(h.take().is_empty(), "nothing to re-send");
     assert_eq!(h.engine.subscription_count(), 1);
     assert_eq!(h.engine.publication_count(), 1);
     // The publisher's ETag still works; the watcher hears in its old dialog.
-    let ok = publish(&mut h, &mut pbx, &format!("SIP-If-Match: {etag}\n{}", ci(1, "active")), None);
+    let ok = publish(
+        &mut h,
+        &mut pbx,
+        &format!("SIP-If-Match: {etag}\n{}", ci(1, "active")),
+        None,
+    );
     assert_eq!(ok.status(), Some(200));
     let n2 = notifies(&mut h, &w);
     assert_eq!(n2.len(), 1);
@@ -394,7 +498,10 @@ fn restart_keeps_dialogs_and_cseq() {
     assert_eq!(n2[0].msg().call_id().unwrap().unwrap(), w.call_id);
     let to = n2[0].msg().to().unwrap().unwrap();
     assert_eq!(to.tag(), Some(w.tag.as_str()));
-    assert_eq!(n2[0].msg().from().unwrap().unwrap().tag(), w.to_tag.as_deref());
+    assert_eq!(
+        n2[0].msg().from().unwrap().unwrap().tag(),
+        w.to_tag.as_deref()
+    );
 }
 
 #[test]
@@ -417,21 +524,38 @@ fn what_expired_while_down_is_processed_at_start() {
 fn notify_follows_record_route() {
     let mut h = Harness::new();
     let mut w = Phone::new(7000);
-    let req = w.subscribe(LINE, "call-info", Some(600), "Record-Route: <sip:127.0.0.1:5999;lr>\n");
+    let req = w.subscribe(
+        LINE,
+        "call-info",
+        Some(600),
+        "Record-Route: <sip:127.0.0.1:5999;lr>\n",
+    );
     h.input(w.src(), &req);
     let out = h.take();
     assert_eq!(out.len(), 2);
     let n = &out[1];
     assert_eq!(n.remote, addr(5999), "sent to the proxy");
-    let s = Sent { bytes: n.bytes.clone() };
+    let s = Sent {
+        bytes: n.bytes.clone(),
+    };
     assert_eq!(s.header("Route").unwrap(), "<sip:127.0.0.1:5999;lr>");
-    assert_eq!(s.msg().request_uri().unwrap(), "sip:phone7000@127.0.0.1:7000");
+    assert_eq!(
+        s.msg().request_uri().unwrap(),
+        "sip:phone7000@127.0.0.1:7000"
+    );
 }
 
 #[test]
 fn per_package_limits_come_from_config() {
     let mut cfg = engine::Config::default();
-    cfg.package_limits.insert("call-info".into(), engine::config::ExpiresLimits { min: 10, max: 100, default: 50 });
+    cfg.package_limits.insert(
+        "call-info".into(),
+        engine::config::ExpiresLimits {
+            min: 10,
+            max: 100,
+            default: 50,
+        },
+    );
     let mut h = Harness::with(cfg);
     let mut w = Phone::new(7000);
     let req = w.subscribe(LINE, "call-info", None, "");
@@ -453,7 +577,9 @@ fn event_id_is_echoed_and_refresh_moves_the_target() {
     w.learn(&out[0]);
     h.input(w.src(), &reply(&out[1], 200));
     // Refresh from a new contact: the next NOTIFY goes there.
-    let req = w.subscribe(LINE, "call-info;id=abc", Some(600), "").replace("127.0.0.1:7000>", "127.0.0.1:7777>");
+    let req = w
+        .subscribe(LINE, "call-info;id=abc", Some(600), "")
+        .replace("127.0.0.1:7000>", "127.0.0.1:7777>");
     h.input(w.src(), &req);
     let out = h.take();
     assert_eq!(out.len(), 2);
@@ -469,8 +595,14 @@ fn event_id_is_echoed_and_refresh_moves_the_target() {
 fn tcp_notifies_reuse_the_connection() {
     let mut h = Harness::new();
     let mut w = Phone::new(7000);
-    let src = engine::Source { transport: engine::Transport::Tcp, conn: Some(engine::ConnId(42)), ..w.src() };
-    let req = w.subscribe(LINE, "call-info", Some(600), "").replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    let src = engine::Source {
+        transport: engine::Transport::Tcp,
+        conn: Some(engine::ConnId(42)),
+        ..w.src()
+    };
+    let req = w
+        .subscribe(LINE, "call-info", Some(600), "")
+        .replace("SIP/2.0/UDP", "SIP/2.0/TCP");
     h.input(src, &req);
     let out = h.take();
     assert_eq!(out.len(), 2);
@@ -478,11 +610,83 @@ fn tcp_notifies_reuse_the_connection() {
         assert_eq!(t.transport, engine::Transport::Tcp);
         assert_eq!(t.conn, Some(engine::ConnId(42)));
     }
-    let n = Sent { bytes: out[1].bytes.clone() };
+    let n = Sent {
+        bytes: out[1].bytes.clone(),
+    };
     assert!(n.header("Via").unwrap().starts_with("SIP/2.0/TCP "));
     // No retransmission over TCP; Timer F still ends an unanswered NOTIFY.
     h.advance(31_999);
     assert!(h.take().is_empty());
     h.advance(1);
     assert_eq!(h.engine.subscription_count(), 0);
+}
+
+#[test]
+fn notify_lost_in_a_crash_is_sent_again_after_restart() {
+    let mut h = Harness::new();
+    let mut w = Phone::new(7000);
+    let first = watch(&mut h, &mut w);
+    let mut pbx = Phone::new(6000);
+    publish(&mut h, &mut pbx, &ci(1, "alerting"), None);
+    // The NOTIFY was stored, then the process died before it arrived.
+    let lost = sent(h.take_to(addr(7000)));
+    assert_eq!(lost.len(), 1);
+    h.advance(1_000);
+    h.take(); // its retransmissions died with it too
+    h.restart(engine::Config::default());
+    let n = notifies(&mut h, &w);
+    assert_eq!(n.len(), 1, "the state is sent again");
+    assert_eq!(n[0].cseq(), first.cseq() + 2);
+    assert_eq!(n[0].appearances(), [(1, "alerting".to_string())]);
+}
+
+#[test]
+fn quotas_refuse_with_503_and_keep_state_bounded() {
+    let quotas = engine::config::Quotas {
+        max_subscriptions: 50,
+        max_subscriptions_per_line: 10,
+        max_subscriptions_per_source: 20,
+        max_publications_per_line: 2,
+    };
+    let mut h = Harness::with(engine::Config { quotas, ..Default::default() });
+    let mut codes = std::collections::BTreeMap::new();
+    // A flood from one address to one line: the line's quota bites first.
+    for port in 10_000..10_100u16 {
+        let mut w = Phone::new(port);
+        let req = w.subscribe(LINE, "call-info", Some(600), "");
+        h.input(from_ip("192.0.2.1", port), &req);
+        for s in sent(h.take()) {
+            if let Some(code) = s.status() {
+                *codes.entry(code).or_insert(0) += 1;
+                if code == 503 {
+                    assert!(s.header("Retry-After").is_some());
+                }
+            }
+        }
+    }
+    assert_eq!(codes[&200], 10);
+    assert_eq!(codes[&503], 90);
+    assert_eq!(h.engine.subscription_count(), 10);
+    // The same address on other lines: its own quota (20) bites.
+    for n in 0..40u16 {
+        let mut w = Phone::new(20_000 + n);
+        let req = w.subscribe(&format!("sip:line{n}@example.com"), "call-info", Some(600), "");
+        h.input(from_ip("192.0.2.1", 20_000 + n), &req);
+    }
+    assert_eq!(h.engine.subscription_count(), 20);
+    // Other addresses are not starved, up to the total (50).
+    for n in 0..60u16 {
+        let mut w = Phone::new(30_000 + n);
+        let req = w.subscribe(&format!("sip:other{n}@example.com"), "call-info", Some(600), "");
+        h.input(from_ip(&format!("192.0.2.{}", 10 + n % 200), 30_000 + n), &req);
+    }
+    assert_eq!(h.engine.subscription_count(), 50);
+    // Publications per line.
+    let mut pbx = Phone::new(6000);
+    h.take();
+    let codes: Vec<u16> = (1..=3)
+        .map(|i| publish(&mut h, &mut pbx, &ci(i, "active"), None).status().unwrap())
+        .collect();
+    assert_eq!(codes, [200, 200, 503]);
+    assert_eq!(h.engine.publication_count(), 2);
 }

@@ -31,6 +31,14 @@ pub struct Cli {
 pub enum Command {
     /// Run the server (the default).
     Serve(ServeArgs),
+    /// Watch a line: subscribe to its call-info and print its appearances on every change.
+    Watch(crate::client::WatchArgs),
+    /// Publish an appearance's call state to a line (as a PBX would).
+    Publish(crate::client::PublishArgs),
+    /// Seize an appearance of a line and hold it until Ctrl-C.
+    Seize(crate::client::SeizeArgs),
+    /// Load a server with SIP traffic and report throughput, latency and cost.
+    Bench(crate::bench::BenchArgs),
 }
 
 impl Cli {
@@ -38,7 +46,7 @@ impl Cli {
     pub fn into_serve_args(self) -> ServeArgs {
         match self.command {
             Some(Command::Serve(args)) => args,
-            None => self.serve,
+            _ => self.serve,
         }
     }
 }

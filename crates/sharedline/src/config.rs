@@ -142,6 +142,10 @@ struct FileLimits {
     max_message_size: Option<u64>,
     max_connections: Option<u64>,
     tcp_idle_timeout: Option<u64>,
+    max_subscriptions: Option<u64>,
+    max_subscriptions_per_line: Option<u64>,
+    max_subscriptions_per_source: Option<u64>,
+    max_publications_per_line: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -293,6 +297,31 @@ impl Settings {
             timers: Timers { t1, t2, t4 },
             ..engine::Config::default()
         };
+        let q = &mut config.quotas;
+        for (key, value, slot) in [
+            ("limits.max_subscriptions", file.limits.max_subscriptions, &mut q.max_subscriptions),
+            (
+                "limits.max_subscriptions_per_line",
+                file.limits.max_subscriptions_per_line,
+                &mut q.max_subscriptions_per_line,
+            ),
+            (
+                "limits.max_subscriptions_per_source",
+                file.limits.max_subscriptions_per_source,
+                &mut q.max_subscriptions_per_source,
+            ),
+            (
+                "limits.max_publications_per_line",
+                file.limits.max_publications_per_line,
+                &mut q.max_publications_per_line,
+            ),
+        ] {
+            match value {
+                None => {}
+                Some(n) if (1..=100_000_000).contains(&n) => *slot = n as usize,
+                Some(n) => return Err(invalid(key, format!("{n} is outside 1..=100000000"))),
+            }
+        }
         if let Some(list) = &file.policy.trusted_publishers {
             let mut cidrs = Vec::with_capacity(list.len());
             for (i, s) in list.iter().enumerate() {
@@ -312,8 +341,17 @@ impl Settings {
             }
             config.max_appearances = Some(n);
         }
+        let known = engine::package::Packages::new(&BTreeMap::new());
         for (name, p) in &file.packages {
-            let limits = package_limits(p).map_err(|m| invalid(&format!("packages.{name}"), m))?;
+            let Some((_, base)) = known.get(name) else {
+                let names: Vec<&str> = known.iter().map(|p| p.name()).collect();
+                return Err(invalid(
+                    &format!("packages.{name}"),
+                    format!("unknown event package (known: {})", names.join(", ")),
+                ));
+            };
+            let limits =
+                package_limits(p, base).map_err(|m| invalid(&format!("packages.{name}"), m))?;
             config.package_limits.insert(name.clone(), limits);
         }
 
@@ -371,15 +409,19 @@ fn parse_store(s: &str) -> Result<StoreSpec, String> {
 /// Fill what a package section leaves out, then check the bounds agree.
 /// Omitted values follow the given ones: no `default_expires` means the
 /// maximum, no `max_expires` means an hour (or more if min/default say so).
-fn package_limits(p: &FilePackage) -> Result<ExpiresLimits, String> {
+fn package_limits(p: &FilePackage, base: ExpiresLimits) -> Result<ExpiresLimits, String> {
+    // Keys left out keep the package's own defaults, widened only as far
+    // as the keys given require.
     let max = p.max_expires.unwrap_or_else(|| {
-        3600.max(p.min_expires.unwrap_or(0))
+        base.max
+            .max(p.min_expires.unwrap_or(0))
             .max(p.default_expires.unwrap_or(0))
     });
     let min = p
         .min_expires
-        .unwrap_or_else(|| 60.min(p.default_expires.unwrap_or(u32::MAX)).min(max));
-    let default = p.default_expires.unwrap_or(max);
+        .unwrap_or_else(|| base.min.min(p.default_expires.unwrap_or(u32::MAX)).min(max));
+    // `clamp` needs min <= max, which is checked just below.
+    let default = p.default_expires.unwrap_or_else(|| base.default.max(min).min(max));
     if min == 0 {
         return Err("min_expires must be at least 1".into());
     }
@@ -440,6 +482,10 @@ log = "debug"
 max_message_size = 4000
 max_connections = 7
 tcp_idle_timeout = 30
+max_subscriptions = 500
+max_subscriptions_per_line = 40
+max_subscriptions_per_source = 300
+max_publications_per_line = 3
 [timers]
 t1_ms = 100
 t2_ms = 800
@@ -481,6 +527,15 @@ default_expires = 15
         assert!(s.engine.trusted_publishers[0].contains("10.1.2.3".parse().unwrap()));
         assert_eq!(s.engine.max_appearances, Some(24));
         assert_eq!(
+            s.engine.quotas,
+            engine::config::Quotas {
+                max_subscriptions: 500,
+                max_subscriptions_per_line: 40,
+                max_subscriptions_per_source: 300,
+                max_publications_per_line: 3,
+            }
+        );
+        assert_eq!(
             s.engine.package_limits["line-seize"],
             ExpiresLimits {
                 min: 5,
@@ -517,6 +572,7 @@ default_expires = 15
             ("sip = [\"quic:1.2.3.4:5\"]", "sip[0]"),
             ("[limits]\nmax_message_size = 10", "limits.max_message_size"),
             ("[limits]\nmax_connections = 0", "limits.max_connections"),
+            ("[limits]\nmax_subscriptions_per_line = 0", "limits.max_subscriptions_per_line"),
             ("[limits]\nmax_connections = -1", "max_connections"),
             ("[timers]\nt1_ms = 900\nt2_ms = 800", "timers.t2_ms"),
             ("[timers]\nt4_ms = 0", "timers.t4_ms"),
@@ -538,7 +594,7 @@ default_expires = 15
                 "[packages.line-seize]\ndefault_expires = 5000\nmax_expires = 60",
                 "default_expires (5000) is above",
             ),
-            ("[packages.x]\nmin_expires = 0", "packages.x"),
+            ("[packages.call-info]\nmin_expires = 0", "packages.call-info"),
             ("log = \"bogus[\"", "log"),
             ("store = \"postgres:x\"", "store"),
         ];
@@ -571,30 +627,36 @@ default_expires = 15
     }
 
     #[test]
-    fn partial_package_sections_are_filled_consistently() {
-        let only_default = FilePackage {
-            default_expires: Some(15),
-            ..FilePackage::default()
-        };
+    fn partial_package_sections_keep_the_package_defaults() {
+        let call_info = ExpiresLimits { min: 60, max: 3600, default: 3600 };
+        let line_seize = ExpiresLimits { min: 1, max: 15, default: 15 };
+        let only_default = FilePackage { default_expires: Some(15), ..FilePackage::default() };
         assert_eq!(
-            package_limits(&only_default).unwrap(),
-            ExpiresLimits {
-                min: 15,
-                max: 3600,
-                default: 15
-            }
+            package_limits(&only_default, call_info).unwrap(),
+            ExpiresLimits { min: 15, max: 3600, default: 15 }
         );
-        let only_max = FilePackage {
-            max_expires: Some(30),
-            ..FilePackage::default()
-        };
+        let only_max = FilePackage { max_expires: Some(30), ..FilePackage::default() };
         assert_eq!(
-            package_limits(&only_max).unwrap(),
-            ExpiresLimits {
-                min: 30,
-                max: 30,
-                default: 30
-            }
+            package_limits(&only_max, call_info).unwrap(),
+            ExpiresLimits { min: 30, max: 30, default: 30 }
         );
+        // line-seize keeps its own minimum of 1 and default of 15.
+        assert_eq!(
+            package_limits(&only_max, line_seize).unwrap(),
+            ExpiresLimits { min: 1, max: 30, default: 15 }
+        );
+        let only_min = FilePackage { min_expires: Some(5), ..FilePackage::default() };
+        assert_eq!(
+            package_limits(&only_min, line_seize).unwrap(),
+            ExpiresLimits { min: 5, max: 15, default: 15 }
+        );
+    }
+
+    #[test]
+    fn unknown_package_is_an_error() {
+        let (_f, args) = with_file("[packages.presense]
+min_expires = 5");
+        let err = Settings::resolve(&args, None).unwrap_err().to_string();
+        assert!(err.contains("packages.presense") && err.contains("call-info"), "{err}");
     }
 }

@@ -11,13 +11,17 @@
 //! - [`transport`]: UDP receive loops and TCP connections (framing,
 //!   keep-alives, limits); they talk to the engine task only.
 //! - [`store`]: the durable store (SQLite or memory) on its own thread.
+//! - [`client`]: `watch`, `publish`, `seize`: a small SIP client for people and scripts.
+//! - [`bench`]: `bench`: the load client and the bare responder.
 //!
 //! `main.rs` only calls [`main`].
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod server;
 pub mod store;
@@ -38,6 +42,13 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return clap_error(e),
     };
+    match cli.command {
+        Some(cli::Command::Watch(a)) => return client::watch(a),
+        Some(cli::Command::Publish(a)) => return client::publish(a),
+        Some(cli::Command::Seize(a)) => return client::seize(a),
+        Some(cli::Command::Bench(a)) => return bench::run(a),
+        _ => {}
+    }
     let args = cli.into_serve_args();
     let settings = match config::Settings::resolve(&args, std::env::var("RUST_LOG").ok()) {
         Ok(s) => s,

@@ -184,6 +184,10 @@ fn sqlite_state_survives_a_restart() {
     // New ports: the restored subscription's NOTIFYs still leave from a UDP
     // socket of the new server.
     let server = Server::start(&args);
+    // The restart first re-sends the state to a watcher notified moments
+    // before it (that NOTIFY could have been lost with the process).
+    let resync = udp_until(&watcher, server.udp, "NOTIFY ");
+    assert!(String::from_utf8_lossy(&resync).contains("Call-ID: watch-restart@test"));
     let _phone = seize(server.udp, 3);
     let notify = udp_until(&watcher, server.udp, "NOTIFY ");
     assert!(

@@ -56,6 +56,7 @@ fn subscription(id: &str, state: &str) -> SubscriptionRecord {
         remote_target: "sip:alice@192.0.2.7:5070;transport=tcp".to_string(),
         route_set: vec!["<sip:proxy.example.com;lr>".to_string()],
         local_cseq: 3,
+        last_notify_at: Time(1_700_000_000_000),
         remote_cseq: 12,
         expires_at: Time(u64::MAX),
         changed_at: Time(1_700_000_000_000),
@@ -696,4 +697,31 @@ fn kill_9_loses_nothing_acknowledged() {
         .find(|p| p.id == "latest")
         .expect("latest record");
     assert_eq!(latest.state, committed.to_string());
+}
+
+#[test]
+fn notify_cseq_updates_survive_a_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = db_path(&dir);
+    let (_, writer, acks) = open_with_acks(&StoreSpec::Sqlite(path.clone()));
+    let mut sub = subscription("sa", "one");
+    sub.local_cseq = 1;
+    writer.submit(StoreBatch { seq: 1, ops: vec![StoreOp::PutSubscription(sub.clone())] });
+    writer.submit(StoreBatch {
+        seq: 2,
+        ops: vec![
+            StoreOp::SetNotifyCSeq { id: "sa".into(), cseq: 2, at: Time(5) },
+            StoreOp::SetNotifyCSeq { id: "sa".into(), cseq: 3, at: Time(6) },
+            // A dialog the store never kept (a fetch) is not an error.
+            StoreOp::SetNotifyCSeq { id: "gone".into(), cseq: 9, at: Time(7) },
+        ],
+    });
+    wait_for_ack(&acks, 2);
+    writer.close();
+    let loaded = reopen(&path);
+    assert_eq!(loaded.subscriptions.len(), 1);
+    assert_eq!(loaded.subscriptions[0].local_cseq, 3);
+    sub.local_cseq = 3;
+    sub.last_notify_at = Time(6);
+    assert_eq!(loaded.subscriptions[0], sub);
 }

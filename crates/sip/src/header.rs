@@ -1,14 +1,17 @@
 //! Typed views of the headers the server reads. Each is parsed on access from
-//! the raw value and borrows from it; nothing here allocates except the
-//! parameter lists and the vectors of list headers.
+//! the raw value and borrows from it. Nothing here allocates: parameter
+//! lists are [`Params`] views over the raw `;a=b` text, and list headers
+//! have `*_iter` accessors that walk their elements in place. The
+//! `Vec`-returning accessors are conveniences that collect those iterators.
 //!
 //! Folded lines (CRLF followed by white space) inside a value are ordinary
 //! white space to every parser here.
 
 use crate::message::{HeaderName, Message};
+pub use crate::text::ParamIter;
 use crate::text::{
-    all_digits, has_lws, is_lws, is_token, is_token_byte, parse_params, parse_u64, trim_lws,
-    unquote, Cursor,
+    all_digits, is_lws, is_token, is_token_byte, parse_params, parse_u64, scan_params,
+    trim_lws, unquote, Cursor,
 };
 use crate::uri::{parse_ip_loose, Host, Uri};
 use std::fmt;
@@ -42,22 +45,80 @@ pub struct Param<'a> {
     pub value: Option<&'a str>,
 }
 
-/// The parameters of a header element, in order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Params<'a>(pub Vec<Param<'a>>);
+/// The parameters of a header element or URI, in order: a view over the
+/// raw `;a=b;c` text, checked when the element was parsed and read again on
+/// each call. Nothing is copied or allocated; `get` scans the few bytes of
+/// parameter text, which costs less than building a list would.
+#[derive(Clone, Copy, Default)]
+pub struct Params<'a> {
+    raw: &'a str,
+}
 
 impl<'a> Params<'a> {
+    /// Wrap parameter text that has already been validated.
+    pub(crate) fn from_checked(raw: &'a str) -> Params<'a> {
+        Params { raw }
+    }
     /// The parameter with this name (case-insensitive): `Some(None)` if it is
-    /// present without a value.
+    /// present without a value. The first one wins when a name repeats.
     pub fn get(&self, name: &str) -> Option<Option<&'a str>> {
-        self.0
-            .iter()
+        self.iter()
             .find(|p| p.name.eq_ignore_ascii_case(name))
             .map(|p| p.value)
     }
     /// Whether the parameter is present.
     pub fn has(&self, name: &str) -> bool {
         self.get(name).is_some()
+    }
+    /// Every parameter in order. Names and values are slices of the message,
+    /// values raw (a quoted-string keeps its quotes and escapes).
+    pub fn iter(&self) -> ParamIter<'a> {
+        ParamIter::new(self.raw)
+    }
+    /// Whether there are no parameters.
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
+    /// How many parameters there are.
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+    /// The parameter text as written, from the first `;` (possibly preceded
+    /// by white space) to the end of the element.
+    pub fn raw(&self) -> &'a str {
+        self.raw
+    }
+}
+
+impl<'a> IntoIterator for Params<'a> {
+    type Item = Param<'a>;
+    type IntoIter = ParamIter<'a>;
+    fn into_iter(self) -> ParamIter<'a> {
+        self.iter()
+    }
+}
+
+impl<'a> IntoIterator for &Params<'a> {
+    type Item = Param<'a>;
+    type IntoIter = ParamIter<'a>;
+    fn into_iter(self) -> ParamIter<'a> {
+        self.iter()
+    }
+}
+
+/// Equal when they hold the same parameters in the same order, whatever the
+/// white space between them.
+impl PartialEq for Params<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Params<'_> {}
+
+impl fmt::Debug for Params<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
     }
 }
 
@@ -239,40 +300,40 @@ impl<'a> Via<'a> {
         } else {
             None
         };
-        let params = parse_params(&mut c).map_err(|w| err(H, w))?;
-        let mut via = Via {
-            transport,
-            host,
-            port,
-            branch: None,
-            received: None,
-            rport: None,
-            params,
-            raw,
-        };
-        for p in &via.params.0 {
+        let (mut branch, mut received, mut rport) = (None, None, None);
+        let params = scan_params(&mut c, |p| {
             if p.name.eq_ignore_ascii_case("branch") {
                 match p.value {
                     // "z9hG4bK" alone is the RFC 3261 cookie with no
                     // transaction id after it (RFC 4475 badbranch).
-                    Some(v) if is_token(v) && v != "z9hG4bK" => via.branch = Some(v),
-                    _ => return Err(err(H, "bad branch")),
+                    Some(v) if is_token(v) && v != "z9hG4bK" => branch = Some(v),
+                    _ => return Err("bad branch"),
                 }
             } else if p.name.eq_ignore_ascii_case("received") {
                 match p.value {
-                    Some(v) if parse_ip_loose(v).is_some() => via.received = Some(v),
-                    _ => return Err(err(H, "bad received")),
+                    Some(v) if parse_ip_loose(v).is_some() => received = Some(v),
+                    _ => return Err("bad received"),
                 }
             } else if p.name.eq_ignore_ascii_case("rport") {
-                via.rport = match p.value {
+                rport = match p.value {
                     None => Some(None),
-                    Some(v) if all_digits(v) => {
-                        Some(Some(v.parse().map_err(|_| err(H, "bad rport"))?))
-                    }
-                    Some(_) => return Err(err(H, "bad rport")),
+                    Some(v) if all_digits(v) => Some(Some(v.parse().map_err(|_| "bad rport")?)),
+                    Some(_) => return Err("bad rport"),
                 };
             }
-        }
+            Ok(())
+        })
+        .map_err(|w| err(H, w))?;
+        let via = Via {
+            transport,
+            host,
+            port,
+            branch,
+            received,
+            rport,
+            params,
+            raw,
+        };
         Ok(via)
     }
 
@@ -314,22 +375,40 @@ fn display_name<'a>(c: &mut Cursor<'a>, h: &'static str) -> Result<Option<&'a st
     Ok(if d.is_empty() { None } else { Some(d) })
 }
 
+/// The text up to `>` (not consumed), which must be non-empty and hold no
+/// white space; `None` if it is empty or holds white space. A missing `>`
+/// leaves the cursor at the end for the caller to report.
+fn angle_uri<'a>(c: &mut Cursor<'a>) -> Option<&'a str> {
+    let mut lws = false;
+    let uri = c.take_while(|b| {
+        lws |= is_lws(b);
+        b != b'>'
+    });
+    if c.at_end() {
+        return Some(uri);
+    }
+    (!uri.is_empty() && !lws).then_some(uri)
+}
+
 fn name_addr<'a>(s: &'a str, h: &'static str) -> Result<NameAddr<'a>, HeaderError> {
     let raw = trim_lws(s);
     if raw.is_empty() {
         return Err(err(h, "empty value"));
     }
     let mut c = Cursor::new(raw);
-    let starts_quoted = raw.starts_with('"');
-    if starts_quoted || memchr::memchr(b'<', raw.as_bytes()).is_some() {
-        let display = display_name(&mut c, h)?;
+    let first = raw.as_bytes()[0];
+    // The usual `<uri>;params` skips the display-name scan and the search
+    // for `<`.
+    if first == b'<' || first == b'"' || memchr::memchr(b'<', raw.as_bytes()).is_some() {
+        let display = if first == b'<' {
+            None
+        } else {
+            display_name(&mut c, h)?
+        };
         c.eat(b'<');
-        let uri = c.take_while(|b| b != b'>');
+        let uri = angle_uri(&mut c).ok_or(err(h, "bad URI in <>"))?;
         if !c.eat(b'>') {
             return Err(err(h, "missing >"));
-        }
-        if uri.is_empty() || has_lws(uri) {
-            return Err(err(h, "bad URI in <>"));
         }
         let params = parse_params(&mut c).map_err(|w| err(h, w))?;
         return Ok(NameAddr {
@@ -372,21 +451,34 @@ impl<'a> CallInfo<'a> {
         if !c.eat(b'<') {
             return Err(err(H, "missing <"));
         }
-        let uri = c.take_while(|b| b != b'>');
+        let uri = angle_uri(&mut c).ok_or(err(H, "bad URI in <>"))?;
         if !c.eat(b'>') {
             return Err(err(H, "missing >"));
         }
-        if uri.is_empty() || has_lws(uri) {
-            return Err(err(H, "bad URI in <>"));
-        }
-        let params = parse_params(&mut c).map_err(|w| err(H, w))?;
-        let get = |n: &str| params.get(n).flatten();
+        let (mut index, mut state, mut auri) = (None, None, None);
+        // The first occurrence of a name wins, as with `Params::get`.
+        let params = scan_params(&mut c, |p| {
+            let slot = if p.name.eq_ignore_ascii_case("appearance-index") {
+                &mut index
+            } else if p.name.eq_ignore_ascii_case("appearance-state") {
+                &mut state
+            } else if p.name.eq_ignore_ascii_case("appearance-uri") {
+                &mut auri
+            } else {
+                return Ok(());
+            };
+            if slot.is_none() {
+                *slot = Some(p.value);
+            }
+            Ok(())
+        })
+        .map_err(|w| err(H, w))?;
         Ok(CallInfo {
             uri,
-            appearance_index: get("appearance-index"),
-            appearance_state: get("appearance-state"),
-            appearance_uri: get("appearance-uri"),
-            params: params.clone(),
+            appearance_index: index.flatten(),
+            appearance_state: state.flatten(),
+            appearance_uri: auri.flatten(),
+            params,
         })
     }
 }
@@ -400,8 +492,15 @@ impl<'a> Event<'a> {
         if package.is_empty() {
             return Err(err(H, "missing package"));
         }
-        let params = parse_params(&mut c).map_err(|w| err(H, w))?;
-        let id = params.get("id").flatten();
+        let mut id = None;
+        let params = scan_params(&mut c, |p| {
+            if id.is_none() && p.name.eq_ignore_ascii_case("id") {
+                id = Some(p.value);
+            }
+            Ok(())
+        })
+        .map_err(|w| err(H, w))?;
+        let id = id.flatten();
         Ok(Event {
             package,
             id,
@@ -452,17 +551,34 @@ impl<'a> SubscriptionState<'a> {
         } else {
             return Err(err(H, "unknown state"));
         };
-        let params = parse_params(&mut c).map_err(|w| err(H, w))?;
-        let num = |n: &str| -> Result<Option<u32>, HeaderError> {
-            match params.get(n) {
+        // First occurrence of each name, as `Params::get` would find it.
+        let (mut exp, mut retry, mut reason) = (None, None, None);
+        scan_params(&mut c, |p| {
+            let slot = if p.name.eq_ignore_ascii_case("expires") {
+                &mut exp
+            } else if p.name.eq_ignore_ascii_case("retry-after") {
+                &mut retry
+            } else if p.name.eq_ignore_ascii_case("reason") {
+                &mut reason
+            } else {
+                return Ok(());
+            };
+            if slot.is_none() {
+                *slot = Some(p.value);
+            }
+            Ok(())
+        })
+        .map_err(|w| err(H, w))?;
+        let num = |p: Option<Option<&str>>| -> Result<Option<u32>, HeaderError> {
+            match p {
                 None => Ok(None),
                 Some(Some(v)) => delta_seconds(v).map(Some).ok_or(err(H, "bad number")),
                 Some(None) => Err(err(H, "missing value")),
             }
         };
-        let expires = num("expires")?;
-        let retry_after = num("retry-after")?;
-        let reason = match params.get("reason") {
+        let expires = num(exp)?;
+        let retry_after = num(retry)?;
+        let reason = match reason {
             None => None,
             Some(Some(v)) if is_token(v) => Some(v),
             Some(_) => return Err(err(H, "bad reason")),
@@ -484,60 +600,24 @@ fn delta_seconds(s: &str) -> Option<u32> {
     Some(parse_u64(s).map_or(u32::MAX, |n| u32::try_from(n).unwrap_or(u32::MAX)))
 }
 
-/// Typed accessors. Each returns `Ok(None)` when the header is absent and an
-/// error when it is present but malformed, or (for single-valued headers)
-/// present more than once.
-impl<'a> Message<'a> {
-    /// The one value of a single-valued header, trimmed.
-    fn single(&self, name: HeaderName<'_>) -> Result<Option<&'a str>, HeaderError> {
-        let mut found = None;
-        for h in &self.headers {
-            if h.name == name {
-                if found.is_some() {
-                    return Err(err(canonical(name), "header repeated"));
-                }
-                found = Some(trim_lws(h.value));
-            }
+/// Readers of single header values, shared by the accessors below and by
+/// [`crate::check::check_request`] (which finds the values in one pass over
+/// the headers and hands them here).
+pub(crate) mod value {
+    use super::{err, HeaderError};
+    use crate::header::{delta_seconds, CSeq};
+    use crate::text::{all_digits, has_lws, parse_u64, Cursor};
+
+    pub(crate) fn call_id(v: &str) -> Result<&str, HeaderError> {
+        if v.is_empty() || has_lws(v) {
+            Err(err("Call-ID", "malformed"))
+        } else {
+            Ok(v)
         }
-        Ok(found)
     }
 
-    /// All Via elements, top first.
-    pub fn vias(&self) -> Result<Vec<Via<'a>>, HeaderError> {
-        self.elements(HeaderName::Via).map(Via::parse).collect()
-    }
-    /// The top Via.
-    pub fn via(&self) -> Result<Option<Via<'a>>, HeaderError> {
-        self.elements(HeaderName::Via)
-            .next()
-            .map(Via::parse)
-            .transpose()
-    }
-    /// From (single-valued).
-    pub fn from(&self) -> Result<Option<NameAddr<'a>>, HeaderError> {
-        self.single(HeaderName::From)?
-            .map(|v| name_addr(v, "From"))
-            .transpose()
-    }
-    /// To (single-valued).
-    pub fn to(&self) -> Result<Option<NameAddr<'a>>, HeaderError> {
-        self.single(HeaderName::To)?
-            .map(|v| name_addr(v, "To"))
-            .transpose()
-    }
-    /// Call-ID (single-valued, trimmed).
-    pub fn call_id(&self) -> Result<Option<&'a str>, HeaderError> {
-        match self.single(HeaderName::CallId)? {
-            Some(v) if v.is_empty() || has_lws(v) => Err(err("Call-ID", "malformed")),
-            other => Ok(other),
-        }
-    }
-    /// CSeq (single-valued).
-    pub fn cseq(&self) -> Result<Option<CSeq<'a>>, HeaderError> {
+    pub(crate) fn cseq(v: &str) -> Result<CSeq<'_>, HeaderError> {
         const H: &str = "CSeq";
-        let Some(v) = self.single(HeaderName::CSeq)? else {
-            return Ok(None);
-        };
         let mut c = Cursor::new(v);
         let digits = c.take_while(|b| b.is_ascii_digit());
         if digits.is_empty() {
@@ -553,48 +633,169 @@ impl<'a> Message<'a> {
         if !spaced || method.is_empty() || !c.at_end() {
             return Err(err(H, "bad method"));
         }
-        Ok(Some(CSeq { seq, method }))
+        Ok(CSeq { seq, method })
+    }
+
+    pub(crate) fn max_forwards(v: &str) -> Result<u32, HeaderError> {
+        const H: &str = "Max-Forwards";
+        if !all_digits(v) {
+            return Err(err(H, "not a number"));
+        }
+        match parse_u64(v) {
+            Some(n) if n <= 255 => Ok(n as u32),
+            _ => Err(err(H, "value out of range")),
+        }
+    }
+
+    pub(crate) fn content_length(v: &str) -> Result<u32, HeaderError> {
+        const H: &str = "Content-Length";
+        if !all_digits(v) {
+            return Err(err(H, "not a number"));
+        }
+        parse_u64(v)
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or(err(H, "value out of range"))
+    }
+
+    pub(crate) fn delta(v: &str, header: &'static str) -> Result<u32, HeaderError> {
+        delta_seconds(v).ok_or(err(header, "not a number"))
+    }
+}
+
+/// One Contact element; `*` is a NameAddr whose uri is `*`.
+pub(crate) fn contact(e: &str) -> Result<NameAddr<'_>, HeaderError> {
+    if e == "*" {
+        Ok(NameAddr {
+            display: None,
+            uri: e,
+            params: Params::default(),
+            raw: e,
+        })
+    } else {
+        name_addr(e, "Contact")
+    }
+}
+
+pub(crate) fn from_value(v: &str) -> Result<NameAddr<'_>, HeaderError> {
+    name_addr(v, "From")
+}
+
+pub(crate) fn to_value(v: &str) -> Result<NameAddr<'_>, HeaderError> {
+    name_addr(v, "To")
+}
+
+pub(crate) fn route(e: &str) -> Result<NameAddr<'_>, HeaderError> {
+    name_addr(e, "Route")
+}
+
+pub(crate) fn record_route(e: &str) -> Result<NameAddr<'_>, HeaderError> {
+    name_addr(e, "Record-Route")
+}
+
+fn accept_range(e: &str) -> Result<&str, HeaderError> {
+    let mut c = Cursor::new(e);
+    let m = media_range(&mut c).ok_or(err("Accept", "bad media range"))?;
+    parse_params(&mut c).map_err(|w| err("Accept", w))?;
+    Ok(m)
+}
+
+fn token_of<'a>(e: &'a str, header: &'static str) -> Result<&'a str, HeaderError> {
+    if is_token(e) {
+        Ok(e)
+    } else {
+        Err(err(header, "not a token"))
+    }
+}
+
+/// Typed accessors. Each returns `Ok(None)` when the header is absent and an
+/// error when it is present but malformed, or (for single-valued headers)
+/// present more than once.
+///
+/// List headers come two ways. The `*_iter` methods (`vias_iter`,
+/// `contacts_iter`, `record_routes_iter`, `routes_iter`, `call_info_iter`,
+/// `require_iter`, `supported_iter`, `allow_events_iter`, `accept_iter`,
+/// `sip_if_match_iter`) allocate nothing: they walk every element of every
+/// line of the header, in order, yielding each parsed element or the error
+/// for a malformed one (and carry on after it). The `Vec` methods of the same
+/// name without `_iter` collect them, stopping at the first error; use them
+/// where a list is handier than speed.
+impl<'a> Message<'a> {
+    /// The one value of a single-valued header, trimmed.
+    fn single(&self, name: HeaderName<'_>) -> Result<Option<&'a str>, HeaderError> {
+        let mut found = None;
+        for h in &self.headers {
+            if h.name == name {
+                if found.is_some() {
+                    return Err(err(canonical(name), "header repeated"));
+                }
+                found = Some(trim_lws(h.value));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Every Via element, top first, without allocating.
+    pub fn vias_iter(&self) -> impl Iterator<Item = Result<Via<'a>, HeaderError>> + '_ {
+        self.elements(HeaderName::Via).map(Via::parse)
+    }
+    /// All Via elements, top first.
+    pub fn vias(&self) -> Result<Vec<Via<'a>>, HeaderError> {
+        self.vias_iter().collect()
+    }
+    /// The top Via.
+    pub fn via(&self) -> Result<Option<Via<'a>>, HeaderError> {
+        self.vias_iter().next().transpose()
+    }
+    /// From (single-valued).
+    pub fn from(&self) -> Result<Option<NameAddr<'a>>, HeaderError> {
+        self.single(HeaderName::From)?.map(from_value).transpose()
+    }
+    /// To (single-valued).
+    pub fn to(&self) -> Result<Option<NameAddr<'a>>, HeaderError> {
+        self.single(HeaderName::To)?.map(to_value).transpose()
+    }
+    /// Call-ID (single-valued, trimmed).
+    pub fn call_id(&self) -> Result<Option<&'a str>, HeaderError> {
+        self.single(HeaderName::CallId)?
+            .map(value::call_id)
+            .transpose()
+    }
+    /// CSeq (single-valued).
+    pub fn cseq(&self) -> Result<Option<CSeq<'a>>, HeaderError> {
+        self.single(HeaderName::CSeq)?.map(value::cseq).transpose()
     }
     /// Max-Forwards (single-valued; values above 255 are an error).
     pub fn max_forwards(&self) -> Result<Option<u32>, HeaderError> {
-        const H: &str = "Max-Forwards";
-        match self.single(HeaderName::MaxForwards)? {
-            None => Ok(None),
-            Some(v) if all_digits(v) => match parse_u64(v) {
-                Some(n) if n <= 255 => Ok(Some(n as u32)),
-                _ => Err(err(H, "value out of range")),
-            },
-            Some(_) => Err(err(H, "not a number")),
-        }
+        self.single(HeaderName::MaxForwards)?
+            .map(value::max_forwards)
+            .transpose()
+    }
+    /// Every Contact element, without allocating (`*` is a NameAddr whose
+    /// uri is `*`).
+    pub fn contacts_iter(&self) -> impl Iterator<Item = Result<NameAddr<'a>, HeaderError>> + '_ {
+        self.elements(HeaderName::Contact).map(contact)
     }
     /// All Contact elements (`*` is returned as a NameAddr whose uri is `*`).
     pub fn contacts(&self) -> Result<Vec<NameAddr<'a>>, HeaderError> {
-        self.elements(HeaderName::Contact)
-            .map(|e| {
-                if e == "*" {
-                    Ok(NameAddr {
-                        display: None,
-                        uri: e,
-                        params: Params::default(),
-                        raw: e,
-                    })
-                } else {
-                    name_addr(e, "Contact")
-                }
-            })
-            .collect()
+        self.contacts_iter().collect()
+    }
+    /// Every Record-Route element in order, without allocating.
+    pub fn record_routes_iter(
+        &self,
+    ) -> impl Iterator<Item = Result<NameAddr<'a>, HeaderError>> + '_ {
+        self.elements(HeaderName::RecordRoute).map(record_route)
     }
     /// All Record-Route elements, in order.
     pub fn record_routes(&self) -> Result<Vec<NameAddr<'a>>, HeaderError> {
-        self.elements(HeaderName::RecordRoute)
-            .map(|e| name_addr(e, "Record-Route"))
-            .collect()
+        self.record_routes_iter().collect()
+    }
+    /// Every Route element in order, without allocating.
+    pub fn routes_iter(&self) -> impl Iterator<Item = Result<NameAddr<'a>, HeaderError>> + '_ {
+        self.elements(HeaderName::Route).map(route)
     }
     /// All Route elements, in order.
     pub fn routes(&self) -> Result<Vec<NameAddr<'a>>, HeaderError> {
-        self.elements(HeaderName::Route)
-            .map(|e| name_addr(e, "Route"))
-            .collect()
+        self.routes_iter().collect()
     }
     /// Expires as delta-seconds (single-valued). Values above 2^32-1 clamp to
     /// u32::MAX (RFC 3261 §20.19 lets a too-large value be read as the maximum).
@@ -607,7 +808,7 @@ impl<'a> Message<'a> {
     }
     fn delta(&self, name: HeaderName<'_>) -> Result<Option<u32>, HeaderError> {
         self.single(name)?
-            .map(|v| delta_seconds(v).ok_or(err(canonical(name), "not a number")))
+            .map(|v| value::delta(v, canonical(name)))
             .transpose()
     }
     /// Event (single-valued).
@@ -616,20 +817,22 @@ impl<'a> Message<'a> {
             .map(Event::parse)
             .transpose()
     }
+    /// Every Allow-Events token, without allocating.
+    pub fn allow_events_iter(&self) -> impl Iterator<Item = Result<&'a str, HeaderError>> + '_ {
+        self.tokens_iter(HeaderName::AllowEvents)
+    }
     /// Allow-Events tokens.
     pub fn allow_events(&self) -> Result<Vec<&'a str>, HeaderError> {
-        self.tokens(HeaderName::AllowEvents)
+        self.allow_events_iter().collect()
+    }
+    /// Every Accept media range (`type/subtype`, parameters checked and
+    /// dropped), without allocating.
+    pub fn accept_iter(&self) -> impl Iterator<Item = Result<&'a str, HeaderError>> + '_ {
+        self.elements(HeaderName::Accept).map(accept_range)
     }
     /// Accept media ranges (`type/subtype`, parameters dropped).
     pub fn accept(&self) -> Result<Vec<&'a str>, HeaderError> {
-        self.elements(HeaderName::Accept)
-            .map(|e| {
-                let mut c = Cursor::new(e);
-                let m = media_range(&mut c).ok_or(err("Accept", "bad media range"))?;
-                parse_params(&mut c).map_err(|w| err("Accept", w))?;
-                Ok(m)
-            })
-            .collect()
+        self.accept_iter().collect()
     }
     /// Content-Type (single-valued).
     pub fn content_type(&self) -> Result<Option<ContentType<'a>>, HeaderError> {
@@ -639,60 +842,57 @@ impl<'a> Message<'a> {
     }
     /// Content-Length (single-valued).
     pub fn content_length(&self) -> Result<Option<u32>, HeaderError> {
-        const H: &str = "Content-Length";
-        match self.single(HeaderName::ContentLength)? {
-            None => Ok(None),
-            Some(v) if all_digits(v) => parse_u64(v)
-                .and_then(|n| u32::try_from(n).ok())
-                .map(Some)
-                .ok_or(err(H, "value out of range")),
-            Some(_) => Err(err(H, "not a number")),
-        }
+        self.single(HeaderName::ContentLength)?
+            .map(value::content_length)
+            .transpose()
+    }
+    /// Every Require option tag, without allocating.
+    pub fn require_iter(&self) -> impl Iterator<Item = Result<&'a str, HeaderError>> + '_ {
+        self.tokens_iter(HeaderName::Require)
     }
     /// Require option tags.
     pub fn require(&self) -> Result<Vec<&'a str>, HeaderError> {
-        self.tokens(HeaderName::Require)
+        self.require_iter().collect()
+    }
+    /// Every Supported option tag, without allocating.
+    pub fn supported_iter(&self) -> impl Iterator<Item = Result<&'a str, HeaderError>> + '_ {
+        self.tokens_iter(HeaderName::Supported)
     }
     /// Supported option tags.
     pub fn supported(&self) -> Result<Vec<&'a str>, HeaderError> {
-        self.tokens(HeaderName::Supported)
+        self.supported_iter().collect()
     }
-    fn tokens(&self, name: HeaderName<'_>) -> Result<Vec<&'a str>, HeaderError> {
-        self.elements(name)
-            .map(|e| {
-                if is_token(e) {
-                    Ok(e)
-                } else {
-                    Err(err(canonical(name), "not a token"))
-                }
-            })
-            .collect()
+    fn tokens_iter<'s>(
+        &'s self,
+        name: HeaderName<'s>,
+    ) -> impl Iterator<Item = Result<&'a str, HeaderError>> + 's {
+        let h = canonical(name);
+        self.elements(name).map(move |e| token_of(e, h))
+    }
+    /// Every Call-Info element, across comma lists and repeated lines,
+    /// without allocating.
+    pub fn call_info_iter(&self) -> impl Iterator<Item = Result<CallInfo<'a>, HeaderError>> + '_ {
+        self.elements(HeaderName::CallInfo).map(CallInfo::parse)
     }
     /// Every Call-Info element, across comma lists and repeated lines.
     pub fn call_info(&self) -> Result<Vec<CallInfo<'a>>, HeaderError> {
-        self.elements(HeaderName::CallInfo)
-            .map(CallInfo::parse)
-            .collect()
+        self.call_info_iter().collect()
     }
     /// SIP-ETag (single-valued).
     pub fn sip_etag(&self) -> Result<Option<&'a str>, HeaderError> {
-        match self.single(HeaderName::SipETag)? {
-            Some(v) if !is_token(v) => Err(err("SIP-ETag", "not a token")),
-            other => Ok(other),
-        }
+        self.single(HeaderName::SipETag)?
+            .map(|v| token_of(v, "SIP-ETag"))
+            .transpose()
+    }
+    /// Every SIP-If-Match value, one per header line, without allocating
+    /// (more than one is the caller's 400).
+    pub fn sip_if_match_iter(&self) -> impl Iterator<Item = Result<&'a str, HeaderError>> + '_ {
+        self.header_lines(HeaderName::SipIfMatch)
+            .map(|v| token_of(trim_lws(v), "SIP-If-Match"))
     }
     /// Every SIP-If-Match value (more than one is the caller's 400).
     pub fn sip_if_match(&self) -> Result<Vec<&'a str>, HeaderError> {
-        self.header_lines(HeaderName::SipIfMatch)
-            .map(|v| {
-                let v = trim_lws(v);
-                if is_token(v) {
-                    Ok(v)
-                } else {
-                    Err(err("SIP-If-Match", "not a token"))
-                }
-            })
-            .collect()
+        self.sip_if_match_iter().collect()
     }
     /// Subscription-State (single-valued).
     pub fn subscription_state(&self) -> Result<Option<SubscriptionState<'a>>, HeaderError> {
@@ -846,6 +1046,142 @@ mod tests {
         assert!(one("Max-Forwards: 256").1.is_err());
         assert_eq!(one("Expires: 99999999999").2, Ok(Some(u32::MAX)));
         assert!(one("Expires: -1").2.is_err());
+    }
+
+    #[test]
+    fn iterators_match_the_vec_accessors() {
+        let b = msg("Via: SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/TCP b:5061;branch=z9hG4bK2;rport\r\nVia: SIP/2.0/UDP c;branch=z9hG4bK3;received=192.0.2.9\r\nContact: <sip:x@y>, \"Q, R\" <sip:z@w>;expires=5\r\nRecord-Route: <sip:p1;lr>,<sip:p2;lr>\r\nRoute: <sip:r1;lr>\r\nRequire: replaces\r\nSupported: timer, 100rel\r\nAllow-Events: call-info,\r\n line-seize\r\nAccept: application/x-call-info;q=1, text/plain\r\nSIP-If-Match: t1\r\nSIP-If-Match: t2\r\nCall-Info: <sip:l@s>;appearance-index=1, <sip:l@s>;appearance-index=2;appearance-state=idle");
+        let m = parse(&b, true).unwrap();
+        assert_eq!(
+            m.vias_iter().map(Result::unwrap).collect::<Vec<_>>(),
+            m.vias().unwrap()
+        );
+        let branches: Vec<_> = m.vias_iter().map(|v| v.unwrap().branch).collect();
+        assert_eq!(
+            branches,
+            [Some("z9hG4bK1"), Some("z9hG4bK2"), Some("z9hG4bK3")]
+        );
+        assert_eq!(
+            m.contacts_iter().map(Result::unwrap).collect::<Vec<_>>(),
+            m.contacts().unwrap()
+        );
+        assert_eq!(m.contacts_iter().count(), 2);
+        let rr: Vec<_> = m.record_routes_iter().map(|a| a.unwrap().uri).collect();
+        assert_eq!(rr, ["sip:p1;lr", "sip:p2;lr"]);
+        assert_eq!(
+            m.routes_iter().map(Result::unwrap).collect::<Vec<_>>(),
+            m.routes().unwrap()
+        );
+        assert_eq!(
+            m.require_iter().map(Result::unwrap).collect::<Vec<_>>(),
+            ["replaces"]
+        );
+        assert_eq!(
+            m.supported_iter().map(Result::unwrap).collect::<Vec<_>>(),
+            ["timer", "100rel"]
+        );
+        assert_eq!(
+            m.allow_events_iter()
+                .map(Result::unwrap)
+                .collect::<Vec<_>>(),
+            ["call-info", "line-seize"]
+        );
+        assert_eq!(
+            m.accept_iter().map(Result::unwrap).collect::<Vec<_>>(),
+            ["application/x-call-info", "text/plain"]
+        );
+        assert_eq!(
+            m.sip_if_match_iter()
+                .map(Result::unwrap)
+                .collect::<Vec<_>>(),
+            ["t1", "t2"]
+        );
+        let ci: Vec<_> = m
+            .call_info_iter()
+            .map(|c| {
+                let c = c.unwrap();
+                (c.appearance_index, c.appearance_state)
+            })
+            .collect();
+        assert_eq!(ci, [(Some("1"), None), (Some("2"), Some("idle"))]);
+        assert_eq!(m.call_info().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn iterators_report_bad_elements_and_go_on() {
+        let b = msg("Contact: <sip:a@b>, sip:x?y, <sip:c@d>\r\nSupported: ok, (bad), fine");
+        let m = parse(&b, true).unwrap();
+        let c: Vec<_> = m.contacts_iter().map(|r| r.map(|a| a.uri)).collect();
+        assert_eq!(c.len(), 3);
+        assert_eq!(c[0], Ok("sip:a@b"));
+        assert!(c[1].is_err());
+        assert_eq!(c[2], Ok("sip:c@d"));
+        assert!(m.contacts().is_err());
+        let s: Vec<_> = m.supported_iter().collect();
+        assert_eq!(s[0], Ok("ok"));
+        assert_eq!(
+            s[1].as_ref().unwrap_err().to_string(),
+            "Bad Supported: not a token"
+        );
+        assert_eq!(s[2], Ok("fine"));
+        // Absent headers: empty iterators, empty vectors.
+        assert_eq!(m.vias_iter().count(), 0);
+        assert_eq!(m.require().unwrap(), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn lazy_params_with_quoted_semicolons_commas_and_escapes() {
+        let b = msg("Contact: <sip:a@b;uparam=1>;q=\"x;y,z \\\"w\\\"\" ; lr ;EXPIRES= 60, <sip:c@d>;n=\"a,b\"");
+        let m = parse(&b, true).unwrap();
+        let c: Vec<_> = m.contacts_iter().map(Result::unwrap).collect();
+        assert_eq!(c.len(), 2, "commas inside quotes do not split");
+        let p = c[0].params;
+        assert_eq!(p.get("q"), Some(Some("\"x;y,z \\\"w\\\"\"")));
+        assert_eq!(p.get("lr"), Some(None));
+        assert_eq!(p.get("expires"), Some(Some("60")));
+        assert!(p.has("LR") && !p.has("uparam") && !p.has("x"));
+        let names: Vec<_> = p.iter().map(|p| p.name).collect();
+        assert_eq!(names, ["q", "lr", "EXPIRES"]);
+        assert_eq!((p.len(), p.is_empty()), (3, false));
+        assert_eq!(c[1].params.get("n"), Some(Some("\"a,b\"")));
+        // The URI's own parameters stay with the URI.
+        let u = c[0].parsed_uri().unwrap();
+        assert_eq!(u.params.get("uparam"), Some(Some("1")));
+        assert_eq!(u.params.len(), 1);
+        // Equality is by content, not spacing.
+        let a = NameAddr::parse("<sip:a@b>;tag=1 ;lr").unwrap();
+        let b2 = NameAddr::parse("<sip:a@b> ; tag=1;lr").unwrap();
+        assert_eq!(a.params, b2.params);
+        assert_ne!(
+            a.params,
+            NameAddr::parse("<sip:a@b>;tag=2;lr").unwrap().params
+        );
+        assert_eq!(
+            format!("{:?}", a.params),
+            r#"[Param { name: "tag", value: Some("1") }, Param { name: "lr", value: None }]"#
+        );
+        assert!(NameAddr::parse("<sip:a@b>").unwrap().params.is_empty());
+        // Unbalanced or escaped-to-the-end quotes are refused up front.
+        assert!(NameAddr::parse("<sip:a@b>;q=\"x;y").is_err());
+        assert!(NameAddr::parse("<sip:a@b>;q=\"x\\\"").is_err());
+    }
+
+    #[test]
+    fn via_and_call_info_fields_come_from_the_same_scan() {
+        let v = Via::parse("SIP/2.0/UDP h;x=\"a;branch=no\";branch=z9hG4bKok;rport").unwrap();
+        assert_eq!(v.branch, Some("z9hG4bKok"));
+        assert_eq!(v.rport, Some(None));
+        assert_eq!(v.params.get("x"), Some(Some("\"a;branch=no\"")));
+        let ci = CallInfo::parse(
+            "<sip:l@s>;appearance-uri=\"<sip:a@b;x=1>, y\";appearance-index=3;appearance-index=4",
+        )
+        .unwrap();
+        assert_eq!(ci.appearance_uri, Some("\"<sip:a@b;x=1>, y\""));
+        assert_eq!(
+            ci.appearance_index,
+            ci.params.get("appearance-index").flatten()
+        );
+        assert_eq!(ci.appearance_index, Some("3"));
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub mod write;
 
 pub use check::{check_request, Invalid};
 pub use header::{
-    CSeq, CallInfo, ContentType, Event, HeaderError, NameAddr, Param, Params, SubState,
+    CSeq, CallInfo, ContentType, Event, HeaderError, NameAddr, Param, ParamIter, Params, SubState,
     SubscriptionState, Via,
 };
 pub use message::{HeaderName, Message, Method, StartLine};

@@ -151,7 +151,7 @@ impl<'a> Cursor<'a> {
         self.s.as_bytes()
     }
 
-    fn slice(&self, a: usize, b: usize) -> &'a str {
+    pub(crate) fn slice(&self, a: usize, b: usize) -> &'a str {
         self.s.get(a..b).unwrap_or("")
     }
 
@@ -196,7 +196,7 @@ impl<'a> Cursor<'a> {
 
     /// Consume bytes while `f` holds. `f` must either accept every byte
     /// >= 0x80 or none of them, so the cut lands on a char boundary.
-    pub(crate) fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a str {
+    pub(crate) fn take_while(&mut self, mut f: impl FnMut(u8) -> bool) -> &'a str {
         let b = self.bytes();
         let start = self.pos;
         while self.pos < b.len() && f(b[self.pos]) {
@@ -235,15 +235,20 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Parse `*( SEMI generic-param )` up to the end of the cursor's text.
+/// Validate `*( SEMI generic-param )` up to the end of the cursor's text and
+/// return it as a lazy [`Params`] view, calling `each` on every parameter in
+/// order (so a caller can pick out the ones it wants in the same pass).
 /// Names must be tokens; a value is a quoted string (kept with its quotes)
 /// or a run of bytes up to the next `;`, `,` or white space.
-pub(crate) fn parse_params<'a>(cur: &mut Cursor<'a>) -> Result<Params<'a>, &'static str> {
-    let mut params = Vec::new();
+pub(crate) fn scan_params<'a>(
+    cur: &mut Cursor<'a>,
+    mut each: impl FnMut(Param<'a>) -> Result<(), &'static str>,
+) -> Result<Params<'a>, &'static str> {
+    let start = cur.pos;
     loop {
         cur.skip_lws();
         if cur.at_end() {
-            return Ok(Params(params));
+            return Ok(Params::from_checked(cur.slice(start, cur.pos)));
         }
         if !cur.eat(b';') {
             return Err("unexpected text after value");
@@ -268,7 +273,78 @@ pub(crate) fn parse_params<'a>(cur: &mut Cursor<'a>) -> Result<Params<'a>, &'sta
         } else {
             None
         };
-        params.push(Param { name, value });
+        each(Param { name, value })?;
+    }
+}
+
+/// [`scan_params`] for a caller that only needs the view.
+pub(crate) fn parse_params<'a>(cur: &mut Cursor<'a>) -> Result<Params<'a>, &'static str> {
+    scan_params(cur, |_| Ok(()))
+}
+
+/// Walks parameter text that was validated when its [`Params`] was built
+/// (generic-params of a header, or URI parameters): it only has to find the
+/// boundaries again, so it is lenient about what a name holds.
+#[derive(Debug, Clone)]
+pub struct ParamIter<'a> {
+    s: &'a str,
+    pos: usize,
+}
+
+impl<'a> ParamIter<'a> {
+    pub(crate) fn new(s: &'a str) -> ParamIter<'a> {
+        ParamIter { s, pos: 0 }
+    }
+
+    fn skip_lws(&mut self) {
+        let b = self.s.as_bytes();
+        while self.pos < b.len() && is_lws(b[self.pos]) {
+            self.pos += 1;
+        }
+    }
+
+    fn take_until(&mut self, stop: impl Fn(u8) -> bool) -> &'a str {
+        let b = self.s.as_bytes();
+        let start = self.pos;
+        while self.pos < b.len() && !stop(b[self.pos]) {
+            self.pos += 1;
+        }
+        // The cut sits before an ASCII byte or at the end.
+        self.s.get(start..self.pos).unwrap_or("")
+    }
+}
+
+impl<'a> Iterator for ParamIter<'a> {
+    type Item = Param<'a>;
+
+    fn next(&mut self) -> Option<Param<'a>> {
+        self.skip_lws();
+        if self.s.as_bytes().get(self.pos) != Some(&b';') {
+            return None;
+        }
+        self.pos += 1;
+        self.skip_lws();
+        let name = self.take_until(|b| matches!(b, b'=' | b';') || is_lws(b));
+        self.skip_lws();
+        let value = if self.s.as_bytes().get(self.pos) == Some(&b'=') {
+            self.pos += 1;
+            self.skip_lws();
+            let b = self.s.as_bytes();
+            if b.get(self.pos) == Some(&b'"') {
+                let start = self.pos;
+                let mut i = start + 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                self.pos = (i + 1).min(b.len());
+                self.s.get(start..self.pos)
+            } else {
+                Some(self.take_until(|b| matches!(b, b';' | b',' | b'"') || is_lws(b)))
+            }
+        } else {
+            None
+        };
+        Some(Param { name, value })
     }
 }
 

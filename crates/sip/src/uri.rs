@@ -1,7 +1,7 @@
 //! SIP and SIPS URIs (RFC 3261 §19.1) and hosts, including IPv6 references
 //! (RFC 5118). Other schemes are recognised by name only.
 
-use crate::header::{Param, Params};
+use crate::header::Params;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Parse an IPv6 address (no brackets), also taking RFC 3261's three-colon
@@ -34,59 +34,118 @@ pub(crate) fn parse_ip_loose(s: &str) -> Option<IpAddr> {
     match inner {
         Some(v6) => parse_ipv6(v6).map(IpAddr::V6),
         None if s.contains(':') => parse_ipv6(s).map(IpAddr::V6),
-        None => s.parse::<Ipv4Addr>().ok().map(IpAddr::V4),
+        None => parse_ipv4(s.as_bytes()).map(IpAddr::V4),
     }
 }
 
 /// Split `host[:port]`, where host may be an `[IPv6]` reference.
 pub(crate) fn split_hostport(s: &str) -> Result<(&str, Option<u16>), ()> {
-    let (host, port) = if s.starts_with('[') {
-        let close = s.find(']').ok_or(())?;
-        let (h, rest) = s.split_at(close + 1);
-        match rest.strip_prefix(':') {
-            Some(p) => (h, Some(p)),
-            None if rest.is_empty() => (h, None),
-            None => return Err(()),
+    let b = s.as_bytes();
+    let cut = if b.first() == Some(&b'[') {
+        let close = b.iter().position(|&c| c == b']').ok_or(())? + 1;
+        match b.get(close) {
+            None => None,
+            Some(b':') => Some(close),
+            Some(_) => return Err(()),
         }
     } else {
-        match s.find(':') {
-            Some(c) => (&s[..c], Some(&s[c + 1..])),
-            None => (s, None),
+        b.iter().position(|&c| c == b':')
+    };
+    let Some(cut) = cut else {
+        return Ok((s, None));
+    };
+    // `cut` indexes an ASCII ':' so both halves fall on char boundaries.
+    let (host, port) = (s.get(..cut).ok_or(())?, &b[cut + 1..]);
+    Ok((host, Some(parse_port(port)?)))
+}
+
+/// A port: one or more digits, at most 65535 (leading zeros allowed).
+fn parse_port(p: &[u8]) -> Result<u16, ()> {
+    if p.is_empty() {
+        return Err(());
+    }
+    let mut n = 0u32;
+    for &d in p {
+        if !d.is_ascii_digit() {
+            return Err(());
         }
-    };
-    let port = match port {
-        Some(p) if crate::text::all_digits(p) => Some(p.parse::<u16>().map_err(|_| ())?),
-        Some(_) => return Err(()),
-        None => None,
-    };
-    Ok((host, port))
+        n = n * 10 + u32::from(d - b'0');
+        if n > u32::from(u16::MAX) {
+            return Err(());
+        }
+    }
+    Ok(n as u16)
 }
 
-fn is_hostname(s: &str) -> bool {
-    let s = s.strip_suffix('.').unwrap_or(s);
-    !s.is_empty()
-        && s.split('.').all(|label| {
-            !label.is_empty()
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
+/// Dotted-quad IPv4 with the rules of `Ipv4Addr::from_str`: four decimal
+/// octets up to 255, no leading zeros.
+fn parse_ipv4(b: &[u8]) -> Option<Ipv4Addr> {
+    let mut oct = [0u8; 4];
+    let mut i = 0;
+    for (k, o) in oct.iter_mut().enumerate() {
+        if k > 0 {
+            if b.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+        let start = i;
+        let mut n = 0u32;
+        while i < b.len() && b[i].is_ascii_digit() && i - start < 3 {
+            n = n * 10 + u32::from(b[i] - b'0');
+            i += 1;
+        }
+        let len = i - start;
+        if len == 0 || (len > 1 && b[start] == b'0') || n > 255 {
+            return None;
+        }
+        *o = n as u8;
+    }
+    (i == b.len()).then_some(Ipv4Addr::from(oct))
 }
 
-/// Check every byte with `ok`, with `%HH` escapes allowed.
-fn chars_ok(s: &str, ok: fn(u8) -> bool) -> bool {
+/// Labels of letters, digits, `-` and `_`, none empty or starting or ending
+/// with `-`; one trailing dot allowed. One pass answers both questions
+/// `Host::parse` asks: `Some(true)` for text of only digits and dots
+/// (whatever its shape), `Some(false)` for a valid name, `None` otherwise.
+fn is_hostname(s: &str) -> Option<bool> {
+    let b = s.as_bytes();
+    let mut numeric = true;
+    let mut valid = true;
+    let body = b.strip_suffix(b".").unwrap_or(b);
+    let mut prev = b'.';
+    for &c in body {
+        match c {
+            b'.' => valid &= prev != b'.' && prev != b'-',
+            b'0'..=b'9' => {}
+            b'-' => {
+                numeric = false;
+                valid &= prev != b'.';
+            }
+            b'_' => numeric = false,
+            c if c.is_ascii_alphabetic() => numeric = false,
+            _ => return None,
+        }
+        prev = c;
+    }
+    if numeric && !b.is_empty() {
+        return Some(true);
+    }
+    (valid && !body.is_empty() && prev != b'-' && prev != b'.').then_some(false)
+}
+
+/// Check every byte against a class table, with `%HH` escapes allowed.
+fn chars_ok(s: &str, class: u8) -> bool {
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' {
+        if URI_CLASS[b[i] as usize] & class != 0 {
+            i += 1;
+        } else if b[i] == b'%' {
             match (b.get(i + 1), b.get(i + 2)) {
                 (Some(h), Some(l)) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => i += 3,
                 _ => return false,
             }
-        } else if ok(b[i]) {
-            i += 1;
         } else {
             return false;
         }
@@ -94,33 +153,45 @@ fn chars_ok(s: &str, ok: fn(u8) -> bool) -> bool {
     true
 }
 
-fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
-        )
-}
+const USER: u8 = 1;
+const PASSWORD: u8 = 2;
+const PARAM: u8 = 4;
+const HEADER: u8 = 8;
 
-fn is_user_byte(b: u8) -> bool {
-    is_unreserved(b) || matches!(b, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/')
-}
-
-fn is_password_byte(b: u8) -> bool {
-    is_unreserved(b) || matches!(b, b'&' | b'=' | b'+' | b'$' | b',')
-}
-
-fn is_param_byte(b: u8) -> bool {
-    is_unreserved(b) || matches!(b, b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$')
-}
-
-fn is_header_byte(b: u8) -> bool {
-    is_unreserved(b)
-        || matches!(
-            b,
-            b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$' | b'=' | b'&'
-        )
-}
+/// Which parts of a SIP URI (RFC 3261 §25.1) may hold each byte unescaped.
+const URI_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        let unreserved = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+            );
+        let mut k = 0;
+        if unreserved || matches!(b, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/') {
+            k |= USER;
+        }
+        if unreserved || matches!(b, b'&' | b'=' | b'+' | b'$' | b',') {
+            k |= PASSWORD;
+        }
+        if unreserved || matches!(b, b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$') {
+            k |= PARAM;
+        }
+        if unreserved
+            || matches!(
+                b,
+                b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$' | b'=' | b'&'
+            )
+        {
+            k |= HEADER;
+        }
+        t[c] = k;
+        c += 1;
+    }
+    t
+};
 
 /// A host as written in a URI or a Via sent-by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,16 +218,13 @@ impl<'a> Host<'a> {
         if s.is_empty() {
             return Err(());
         }
-        if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-            return s
-                .parse::<Ipv4Addr>()
+        match is_hostname(s) {
+            // Digits and dots only: an IPv4 address or nothing.
+            Some(true) => parse_ipv4(s.as_bytes())
                 .map(|a| Host::Ip(IpAddr::V4(a)))
-                .map_err(|_| ());
-        }
-        if is_hostname(s) {
-            Ok(Host::Name(s))
-        } else {
-            Err(())
+                .ok_or(()),
+            Some(false) => Ok(Host::Name(s)),
+            None => Err(()),
         }
     }
 }
@@ -190,13 +258,16 @@ impl<'a> Uri<'a> {
     #[allow(clippy::result_unit_err)]
     pub fn parse(s: &'a str) -> Result<Uri<'a>, ()> {
         let b = s.as_bytes();
-        let colon = memchr::memchr(b':', b).ok_or(())?;
+        if b.iter().any(|&c| c <= b' ' || c == 0x7f) {
+            return Err(());
+        }
+        let colon = b.iter().position(|&c| c == b':').ok_or(())?;
         let scheme = &s[..colon];
         let scheme_ok = b.first().is_some_and(|c| c.is_ascii_alphabetic())
             && scheme
                 .bytes()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'));
-        if !scheme_ok || b.iter().any(|&c| c <= b' ' || c == 0x7f) {
+        if !scheme_ok {
             return Err(());
         }
         let rest = &s[colon + 1..];
@@ -217,18 +288,18 @@ impl<'a> Uri<'a> {
         }
         // '@' may not appear unescaped anywhere else in a SIP URI, so the
         // first one ends the userinfo (whose user part may hold ';' and '?').
-        let hostpart = match memchr::memchr(b'@', rest.as_bytes()) {
+        let hostpart = match rest.bytes().position(|c| c == b'@') {
             Some(at) => {
                 let userinfo = &rest[..at];
-                let (user, password) = match memchr::memchr(b':', userinfo.as_bytes()) {
+                let (user, password) = match userinfo.bytes().position(|c| c == b':') {
                     Some(c) => (&userinfo[..c], Some(&userinfo[c + 1..])),
                     None => (userinfo, None),
                 };
-                if user.is_empty() || !chars_ok(user, is_user_byte) {
+                if user.is_empty() || !chars_ok(user, USER) {
                     return Err(());
                 }
                 if let Some(pw) = password {
-                    if !chars_ok(pw, is_password_byte) {
+                    if !chars_ok(pw, PASSWORD) {
                         return Err(());
                     }
                 }
@@ -237,7 +308,7 @@ impl<'a> Uri<'a> {
             }
             None => rest,
         };
-        let (hostport, after) = match memchr::memchr2(b';', b'?', hostpart.as_bytes()) {
+        let (hostport, after) = match hostpart.bytes().position(|c| c == b';' || c == b'?') {
             Some(i) => hostpart.split_at(i),
             None => (hostpart, ""),
         };
@@ -245,35 +316,33 @@ impl<'a> Uri<'a> {
         Host::parse(host)?;
         uri.host = host;
         uri.port = port;
-        let (params, headers) = match memchr::memchr(b'?', after.as_bytes()) {
+        let (params, headers) = match after.bytes().position(|c| c == b'?') {
             Some(q) => (&after[..q], Some(&after[q + 1..])),
             None => (after, None),
         };
         if let Some(h) = headers {
-            if !chars_ok(h, is_header_byte) {
+            if !chars_ok(h, HEADER) {
                 return Err(());
             }
         }
         uri.headers = headers;
         if !params.is_empty() {
-            let mut list = Vec::new();
             // `params` starts with ';', so the first piece is empty.
             for p in params.split(';').skip(1) {
                 let (name, value) = match p.find('=') {
                     Some(e) => (&p[..e], Some(&p[e + 1..])),
                     None => (p, None),
                 };
-                if name.is_empty() || !chars_ok(name, is_param_byte) {
+                if name.is_empty() || !chars_ok(name, PARAM) {
                     return Err(());
                 }
                 if let Some(v) = value {
-                    if v.is_empty() || !chars_ok(v, is_param_byte) {
+                    if v.is_empty() || !chars_ok(v, PARAM) {
                         return Err(());
                     }
                 }
-                list.push(Param { name, value });
             }
-            uri.params = Params(list);
+            uri.params = Params::from_checked(params);
         }
         Ok(uri)
     }
@@ -350,6 +419,79 @@ mod tests {
         assert!(Uri::parse("sip:a@b;=x").is_err());
         let t = Uri::parse("tel:+1-555").unwrap();
         assert!(!t.is_sip());
+    }
+
+    #[test]
+    fn ipv4_and_ports_agree_with_std() {
+        for s in [
+            "0.0.0.0",
+            "192.0.2.1",
+            "255.255.255.255",
+            "01.2.3.4",
+            "1.2.3.256",
+            "1.2.3",
+            "1.2.3.4.",
+            "1..2.3",
+            "1.2.3.4.5",
+            "1234.1.1.1",
+            "",
+        ] {
+            assert_eq!(parse_ipv4(s.as_bytes()), s.parse().ok(), "{s}");
+        }
+        for p in [
+            "0",
+            "5060",
+            "65535",
+            "65536",
+            "0005060",
+            "",
+            "12a",
+            "99999999999",
+        ] {
+            assert_eq!(
+                parse_port(p.as_bytes()).ok(),
+                p.parse::<u16>().ok().filter(|_| !p.is_empty()),
+                "{p}"
+            );
+        }
+        // Every string of up to five bytes from a small alphabet gets the
+        // same answer as the plain rule (std's IPv4 parser, labels split at
+        // dots).
+        fn reference(s: &str) -> Result<Host<'_>, ()> {
+            if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+                return s.parse().map(|a| Host::Ip(IpAddr::V4(a))).map_err(|_| ());
+            }
+            let t = s.strip_suffix('.').unwrap_or(s);
+            let ok = !t.is_empty()
+                && t.split('.').all(|l| {
+                    !l.is_empty()
+                        && !l.starts_with('-')
+                        && !l.ends_with('-')
+                        && l.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                });
+            if ok {
+                Ok(Host::Name(s))
+            } else {
+                Err(())
+            }
+        }
+        let alphabet = ["a", "1", "0", ".", "-", "_", "%"];
+        let mut words = vec![String::new()];
+        for _ in 0..5 {
+            let longer: Vec<String> = words
+                .iter()
+                .flat_map(|w| alphabet.iter().map(move |c| format!("{w}{c}")))
+                .collect();
+            for w in longer.iter().filter(|w| !w.is_empty()) {
+                assert_eq!(Host::parse(w), reference(w), "{w}");
+            }
+            words = longer;
+        }
+        assert!(Host::parse("a-.b").is_err());
+        assert!(Host::parse("-a.b").is_err());
+        assert!(Host::parse(".").is_err());
+        assert_eq!(Host::parse("a_b.c-d."), Ok(Host::Name("a_b.c-d.")));
     }
 
     #[test]

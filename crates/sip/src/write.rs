@@ -209,7 +209,7 @@ fn top_via(buf: &mut Vec<u8>, value: &str, src: SocketAddr) {
     // Byte positions in `value` where text is inserted or replaced, in order.
     let elem_end = offset_in(value, elem) + elem.len();
     let mut edits: Vec<(usize, usize, Edit)> = Vec::with_capacity(2);
-    for p in &via.params.0 {
+    for p in via.params.iter() {
         let name_end = offset_in(value, p.name) + p.name.len();
         let value_end = p.value.map_or(name_end, |v| offset_in(value, v) + v.len());
         if empty_rport && p.name.eq_ignore_ascii_case("rport") {

@@ -208,7 +208,7 @@ fn semiuri() {
         let ruri = sip::Uri::parse(m.request_uri().unwrap()).unwrap();
         assert_eq!(ruri.user, Some("user;par=u%40example.net"));
         assert_eq!(ruri.host, "example.com");
-        assert!(ruri.params.0.is_empty());
+        assert!(ruri.params.is_empty());
         assert_eq!(
             m.accept().unwrap(),
             vec![
@@ -296,7 +296,7 @@ fn cparam02() {
     valid("rfc4475/cparam02.dat", |m| {
         let c = &m.contacts().unwrap()[0];
         assert_eq!(c.uri, "sip:+19725552222@gw1.example.net;unknownparam");
-        assert!(c.params.0.is_empty());
+        assert!(c.params.is_empty());
         assert!(c.parsed_uri().unwrap().params.has("unknownparam"));
     });
 }

@@ -28,7 +28,11 @@ impl EventPackage for CallInfo {
     }
 
     fn default_limits(&self) -> ExpiresLimits {
-        ExpiresLimits { min: 60, max: 3600, default: 3600 }
+        ExpiresLimits {
+            min: 60,
+            max: 3600,
+            default: 3600,
+        }
     }
 
     fn publishable(&self) -> bool {
@@ -42,7 +46,9 @@ impl EventPackage for CallInfo {
     // OpenSIPS answers a malformed call-info PUBLISH with 500 and stores
     // whatever it got; we refuse it with 400 naming the fault and keep nothing.
     fn parse_publish(&self, req: &Message<'_>) -> Result<PubState, Reject> {
-        let elements = req.call_info().map_err(|e| Reject::new(400, e.to_string()))?;
+        let elements = req
+            .call_info()
+            .map_err(|e| Reject::new(400, e.to_string()))?;
         if elements.is_empty() {
             return Err(Reject::new(400, "Missing Call-Info header"));
         }
@@ -51,7 +57,9 @@ impl EventPackage for CallInfo {
             let index = parse_index(el.appearance_index)
                 .map_err(|w| Reject::new(400, format!("Bad Call-Info: {w}")))?;
             let state = match el.appearance_state.map(str::trim) {
-                None | Some("") => return Err(Reject::new(400, "Bad Call-Info: missing appearance-state")),
+                None | Some("") => {
+                    return Err(Reject::new(400, "Bad Call-Info: missing appearance-state"))
+                }
                 Some(s) => ApState::parse(s)
                     .ok_or_else(|| Reject::new(400, "Bad Call-Info: unknown appearance-state"))?,
             };
@@ -64,20 +72,34 @@ impl EventPackage for CallInfo {
                 // `*` may only say "all others are idle", which claims nothing.
                 (None, ApState::Idle) => continue,
                 (None, _) => {
-                    return Err(Reject::new(400, "Bad Call-Info: appearance-index=* needs state idle"))
+                    return Err(Reject::new(
+                        400,
+                        "Bad Call-Info: appearance-index=* needs state idle",
+                    ))
                 }
                 (Some(n), _) => n,
             };
             if claims.iter().any(|c| c.index == index) {
-                return Err(Reject::new(400, "Bad Call-Info: appearance-index listed twice"));
+                return Err(Reject::new(
+                    400,
+                    "Bad Call-Info: appearance-index listed twice",
+                ));
             }
             // Publishing idle is how a publisher lets go of an index: it is no claim.
             if state == ApState::Idle {
                 // Still remember that it was listed, so a duplicate is caught.
-                claims.push(Claim { index, state, uri: None });
+                claims.push(Claim {
+                    index,
+                    state,
+                    uri: None,
+                });
                 continue;
             }
-            claims.push(Claim { index, state, uri: el.appearance_uri.map(|u| u.trim().to_string()) });
+            claims.push(Claim {
+                index,
+                state,
+                uri: el.appearance_uri.map(|u| u.trim().to_string()),
+            });
         }
         claims.retain(|c| c.state != ApState::Idle);
         claims.sort_by_key(|c| c.index);
@@ -91,7 +113,10 @@ impl EventPackage for CallInfo {
     fn render(&self, view: &ResourceView<'_>, _data: SubData) -> Rendered {
         let table = sca::line(view);
         Rendered {
-            headers: vec![(HeaderName::CallInfo, sca::render_call_info(view.host, &table).into())],
+            headers: vec![(
+                HeaderName::CallInfo,
+                sca::render_call_info(view.host, &table).into(),
+            )],
             body: None,
         }
     }

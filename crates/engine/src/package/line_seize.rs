@@ -22,7 +22,11 @@ impl EventPackage for LineSeize {
     }
 
     fn default_limits(&self) -> ExpiresLimits {
-        ExpiresLimits { min: 1, max: 15, default: 15 }
+        ExpiresLimits {
+            min: 1,
+            max: 15,
+            default: 15,
+        }
     }
 
     fn publishable(&self) -> bool {
@@ -46,7 +50,9 @@ impl EventPackage for LineSeize {
         req: &Message<'_>,
         cx: &PackageCx,
     ) -> Result<SubData, Reject> {
-        let elements = req.call_info().map_err(|e| Reject::new(400, e.to_string()))?;
+        let elements = req
+            .call_info()
+            .map_err(|e| Reject::new(400, e.to_string()))?;
         let el = elements
             .first()
             .ok_or_else(|| Reject::new(400, "Missing Call-Info header with appearance-index"))?;
@@ -56,17 +62,24 @@ impl EventPackage for LineSeize {
         let index = match wanted {
             Some(n) => {
                 if cx.max_appearances.is_some_and(|max| n > max) {
-                    return Err(Reject::new(403, "Appearance index above the line's maximum"));
+                    return Err(Reject::new(
+                        403,
+                        "Appearance index above the line's maximum",
+                    ));
                 }
                 if table.contains_key(&n) {
-                    return Err(Reject::new(480, "Appearance in use").with(HeaderName::RetryAfter, RETRY_AFTER));
+                    return Err(Reject::new(480, "Appearance in use")
+                        .with(HeaderName::RetryAfter, RETRY_AFTER));
                 }
                 n
             }
             None => {
-                let free = (1..=u32::MAX).find(|n| !table.contains_key(n)).unwrap_or(u32::MAX);
+                let free = (1..=u32::MAX)
+                    .find(|n| !table.contains_key(n))
+                    .unwrap_or(u32::MAX);
                 if cx.max_appearances.is_some_and(|max| free > max) {
-                    return Err(Reject::new(480, "No idle appearance").with(HeaderName::RetryAfter, RETRY_AFTER));
+                    return Err(Reject::new(480, "No idle appearance")
+                        .with(HeaderName::RetryAfter, RETRY_AFTER));
                 }
                 free
             }
@@ -83,14 +96,19 @@ impl EventPackage for LineSeize {
             SubData::Seize(n) => format!("<sip:{}>;appearance-index={n}", view.host),
             SubData::None => format!("<sip:{}>", view.host),
         };
-        Rendered { headers: vec![(HeaderName::CallInfo, value.into())], body: None }
+        Rendered {
+            headers: vec![(HeaderName::CallInfo, value.into())],
+            body: None,
+        }
     }
 
     // A seize has done its job once a published call takes its appearance.
     fn reconcile(&self, view: &ResourceView<'_>) -> Vec<(String, &'static str)> {
         let mut ended = Vec::new();
         for s in &view.subs {
-            let SubData::Seize(index) = s.data else { continue };
+            let SubData::Seize(index) = s.data else {
+                continue;
+            };
             let taken = view.pubs.iter().any(|p| match p.state {
                 PubState::Appearances(claims) => {
                     claims.iter().any(|c| c.index == index && c.state.is_call())

@@ -30,7 +30,11 @@ pub struct Reject {
 impl Reject {
     /// A refusal with no extra headers.
     pub fn new(status: u16, reason: impl Into<String>) -> Reject {
-        Reject { status, reason: reason.into(), headers: Vec::new() }
+        Reject {
+            status,
+            reason: reason.into(),
+            headers: Vec::new(),
+        }
     }
     /// Add a header to the response.
     pub fn with(mut self, name: HeaderName<'static>, value: impl Into<String>) -> Reject {
@@ -166,12 +170,17 @@ pub struct Packages {
 impl Packages {
     /// Every package, with limits overridden from the config.
     pub fn new(overrides: &std::collections::BTreeMap<String, ExpiresLimits>) -> Packages {
-        let all: Vec<Box<dyn EventPackage>> =
-            vec![Box::new(call_info::CallInfo), Box::new(line_seize::LineSeize)];
+        let all: Vec<Box<dyn EventPackage>> = vec![
+            Box::new(call_info::CallInfo),
+            Box::new(line_seize::LineSeize),
+        ];
         let list = all
             .into_iter()
             .map(|p| {
-                let limits = overrides.get(p.name()).copied().unwrap_or_else(|| p.default_limits());
+                let limits = overrides
+                    .get(p.name())
+                    .copied()
+                    .unwrap_or_else(|| p.default_limits());
                 (p, limits)
             })
             .collect();

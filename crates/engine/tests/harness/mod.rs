@@ -71,6 +71,12 @@ impl Harness {
                             StoreOp::DeleteSubscription(id) => {
                                 self.subs.remove(&id);
                             }
+                            StoreOp::SetNotifyCSeq { id, cseq, at } => {
+                                if let Some(s) = self.subs.get_mut(&id) {
+                                    s.local_cseq = cseq;
+                                    s.last_notify_at = at;
+                                }
+                            }
                         }
                     }
                     if self.ack_store {
@@ -120,7 +126,9 @@ impl Harness {
 
     /// Everything sent to `to`, removed from the outbox.
     pub fn take_to(&mut self, to: SocketAddr) -> Vec<Transmit> {
-        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.sent).into_iter().partition(|t| t.remote == to);
+        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.sent)
+            .into_iter()
+            .partition(|t| t.remote == to);
         self.sent = rest;
         mine
     }
@@ -147,7 +155,10 @@ pub fn udp(port: u16) -> Source {
 }
 
 pub fn from_ip(ip: &str, port: u16) -> Source {
-    Source { remote: SocketAddr::new(ip.parse().unwrap(), port), ..udp(port) }
+    Source {
+        remote: SocketAddr::new(ip.parse().unwrap(), port),
+        ..udp(port)
+    }
 }
 
 pub fn addr(port: u16) -> SocketAddr {
@@ -167,7 +178,9 @@ impl Sent {
         self.msg().status()
     }
     pub fn header(&self, name: &str) -> Option<String> {
-        self.msg().header(sip::HeaderName::from_name(name)).map(str::to_string)
+        self.msg()
+            .header(sip::HeaderName::from_name(name))
+            .map(str::to_string)
     }
     pub fn is_notify(&self) -> bool {
         self.msg().method() == Some(sip::Method::Notify)
@@ -183,7 +196,12 @@ impl Sent {
             .expect("Call-Info parses")
             .into_iter()
             .filter(|c| c.appearance_index != Some("*"))
-            .map(|c| (c.appearance_index.unwrap().parse().unwrap(), c.appearance_state.unwrap_or("").to_string()))
+            .map(|c| {
+                (
+                    c.appearance_index.unwrap().parse().unwrap(),
+                    c.appearance_state.unwrap_or("").to_string(),
+                )
+            })
             .collect()
     }
     pub fn cseq(&self) -> u32 {
@@ -210,7 +228,14 @@ pub struct Phone {
 
 impl Phone {
     pub fn new(port: u16) -> Phone {
-        Phone { port, call_id: format!("call-{port}@test"), tag: format!("tag{port}"), cseq: 0, to_tag: None, branch_n: 0 }
+        Phone {
+            port,
+            call_id: format!("call-{port}@test"),
+            tag: format!("tag{port}"),
+            cseq: 0,
+            to_tag: None,
+            branch_n: 0,
+        }
     }
 
     pub fn src(&self) -> Source {
@@ -223,11 +248,23 @@ impl Phone {
     }
 
     /// A SUBSCRIBE (initial, or in-dialog once `to_tag` is set).
-    pub fn subscribe(&mut self, line: &str, event: &str, expires: Option<u32>, extra: &str) -> String {
+    pub fn subscribe(
+        &mut self,
+        line: &str,
+        event: &str,
+        expires: Option<u32>,
+        extra: &str,
+    ) -> String {
         self.cseq += 1;
         let branch = self.branch();
-        let to_tag = self.to_tag.as_ref().map(|t| format!(";tag={t}")).unwrap_or_default();
-        let expires = expires.map(|e| format!("Expires: {e}\n")).unwrap_or_default();
+        let to_tag = self
+            .to_tag
+            .as_ref()
+            .map(|t| format!(";tag={t}"))
+            .unwrap_or_default();
+        let expires = expires
+            .map(|e| format!("Expires: {e}\n"))
+            .unwrap_or_default();
         format!(
             "SUBSCRIBE {line} SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch={branch};rport\nMax-Forwards: 70\nFrom: <sip:phone{port}@example.com>;tag={tag}\nTo: <{line}>{to_tag}\nCall-ID: {cid}\nCSeq: {cseq} SUBSCRIBE\nContact: <sip:phone{port}@127.0.0.1:{port}>\nEvent: {event}\n{expires}{extra}Content-Length: 0\n\n",
             port = self.port,
@@ -241,7 +278,9 @@ impl Phone {
     pub fn publish(&mut self, line: &str, expires: Option<u32>, extra: &str) -> String {
         self.cseq += 1;
         let branch = self.branch();
-        let expires = expires.map(|e| format!("Expires: {e}\n")).unwrap_or_default();
+        let expires = expires
+            .map(|e| format!("Expires: {e}\n"))
+            .unwrap_or_default();
         format!(
             "PUBLISH {line} SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch={branch};rport\nMax-Forwards: 70\nFrom: <sip:pbx@example.com>;tag={tag}\nTo: <{line}>\nCall-ID: {cid}-{cseq}\nCSeq: {cseq} PUBLISH\nEvent: call-info\n{expires}{extra}Content-Length: 0\n\n",
             port = self.port,

@@ -40,11 +40,13 @@ CREATE TABLE IF NOT EXISTS publications (
 );
 CREATE INDEX IF NOT EXISTS publications_resource ON publications(resource);
 CREATE TABLE IF NOT EXISTS subscriptions (
-    id         TEXT PRIMARY KEY,
-    package    TEXT NOT NULL,
-    resource   TEXT NOT NULL,
-    expires_at INTEGER NOT NULL,
-    data       TEXT NOT NULL
+    id          TEXT PRIMARY KEY,
+    package     TEXT NOT NULL,
+    resource    TEXT NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    data        TEXT NOT NULL,
+    notify_cseq INTEGER NOT NULL DEFAULT 0,
+    notify_at   INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS subscriptions_resource ON subscriptions(resource);
 ";
@@ -59,13 +61,19 @@ ON CONFLICT(id) DO UPDATE SET
     data = excluded.data";
 const DELETE_PUBLICATION: &str = "DELETE FROM publications WHERE id = ?1";
 const PUT_SUBSCRIPTION: &str = "
-INSERT INTO subscriptions (id, package, resource, expires_at, data)
-VALUES (?1, ?2, ?3, ?4, ?5)
+INSERT INTO subscriptions (id, package, resource, expires_at, data, notify_cseq, notify_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
 ON CONFLICT(id) DO UPDATE SET
     package = excluded.package,
     resource = excluded.resource,
     expires_at = excluded.expires_at,
-    data = excluded.data";
+    data = excluded.data,
+    notify_cseq = excluded.notify_cseq,
+    notify_at = excluded.notify_at";
+/// Every NOTIFY moves the dialog's CSeq; one integer column keeps that
+/// cheap instead of rewriting the record's JSON.
+const SET_NOTIFY_CSEQ: &str =
+    "UPDATE subscriptions SET notify_cseq = ?2, notify_at = ?3 WHERE id = ?1";
 const DELETE_SUBSCRIPTION: &str = "DELETE FROM subscriptions WHERE id = ?1";
 
 /// An open database; owned by the writer thread after [`SqliteStore::open`].
@@ -145,10 +153,31 @@ impl SqliteStore {
     }
 
     fn load(&self, path: &Path) -> Result<Snapshot, StoreError> {
-        Ok(Snapshot {
-            publications: self.load_table(path, "publications")?,
-            subscriptions: self.load_table(path, "subscriptions")?,
-        })
+        let mut subscriptions: Vec<SubscriptionRecord> = self.load_table(path, "subscriptions")?;
+        let shown = path.display();
+        let read_err = |e| sql_err(&format!("sqlite:{shown}: cannot read subscriptions"), e);
+        let mut cseqs = std::collections::HashMap::new();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, notify_cseq, notify_at FROM subscriptions")
+            .map_err(read_err)?;
+        let mut rows = stmt.query([]).map_err(read_err)?;
+        while let Some(row) = rows.next().map_err(read_err)? {
+            let id: String = row.get(0).map_err(read_err)?;
+            let cseq: u32 = row.get(1).map_err(read_err)?;
+            let at: i64 = row.get(2).map_err(read_err)?;
+            cseqs.insert(id, (cseq, Time(u64::try_from(at).unwrap_or(0))));
+        }
+        // The columns move on every NOTIFY, the JSON only on other changes.
+        for s in &mut subscriptions {
+            if let Some(&(c, at)) = cseqs.get(&s.id) {
+                if c > s.local_cseq {
+                    s.local_cseq = c;
+                    s.last_notify_at = at;
+                }
+            }
+        }
+        Ok(Snapshot { publications: self.load_table(path, "publications")?, subscriptions })
     }
 
     /// Every record of `table` (a fixed name from this file). A row whose JSON
@@ -208,7 +237,9 @@ fn put_subscription(
         s.package,
         s.resource,
         time_column(s.expires_at),
-        data
+        data,
+        s.local_cseq,
+        time_column(s.last_notify_at)
     ])?;
     Ok(())
 }
@@ -230,6 +261,10 @@ impl Backend for SqliteStore {
                 StoreOp::DeleteSubscription(id) => tx
                     .prepare_cached(DELETE_SUBSCRIPTION)
                     .and_then(|mut st| st.execute(params![id]))
+                    .map(drop),
+                StoreOp::SetNotifyCSeq { id, cseq, at } => tx
+                    .prepare_cached(SET_NOTIFY_CSEQ)
+                    .and_then(|mut st| st.execute(params![id, cseq, time_column(*at)]))
                     .map(drop),
             };
             // Dropping `tx` on this early return rolls the whole group back.

@@ -1,0 +1,190 @@
+//! What a run found: counters, latency percentiles and the server's cost,
+//! printed as a table for people and as one JSON line for scripts.
+
+use serde::Serialize;
+use std::io::Write;
+use std::path::Path;
+
+/// Latency percentiles in microseconds, from the request to each NOTIFY it
+/// caused.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
+    /// 99.9th percentile.
+    pub p999_us: u64,
+    /// Largest.
+    pub max_us: u64,
+}
+
+/// One run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    /// `publish-fanout`, `seize-fanout`, `subscribe-churn` or `hold`.
+    pub workload: String,
+    /// `udp` or `tcp`.
+    pub transport: String,
+    /// The `--label` given.
+    pub server: String,
+    /// Lines, watchers per line, operations in flight, client sockets.
+    pub lines: usize,
+    /// call-info watchers per line (hold: subscriptions in all).
+    pub watchers: usize,
+    /// Operations in flight at most.
+    pub outstanding: usize,
+    /// Seconds the load ran (from the first measured request to the last
+    /// NOTIFY of the drain).
+    pub elapsed_s: f64,
+    /// Requests the measured operations sent (PUBLISH, SUBSCRIBE), first
+    /// transmissions only.
+    pub requests: u64,
+    /// requests / elapsed.
+    pub requests_per_s: f64,
+    /// NOTIFYs the measured operations should cause.
+    pub notifies_expected: u64,
+    /// Distinct NOTIFYs received for them.
+    pub notifies_received: u64,
+    /// expected - received (any is a failure).
+    pub notifies_lost: u64,
+    /// received / elapsed.
+    pub notifies_per_s: f64,
+    /// Request to NOTIFY.
+    pub latency: Latency,
+    /// Requests the client sent again after T1 without an answer (UDP).
+    pub client_retransmissions: u64,
+    /// NOTIFYs that arrived again (the server's retransmissions).
+    pub server_retransmissions: u64,
+    /// Responses other than 1xx/2xx.
+    pub error_responses: u64,
+    /// Server CPU seconds during the load (None: no --server-pid/--server-pgid).
+    pub server_cpu_s: Option<f64>,
+    /// server_cpu_s / elapsed (1.0 = one core busy).
+    pub server_cpu_util: Option<f64>,
+    /// Server RSS (a group: summed PSS) at the end, KiB.
+    pub server_rss_kb: Option<u64>,
+    /// This client's CPU seconds during the load.
+    pub client_cpu_s: f64,
+    /// client_cpu_s / elapsed: well under 1.0 means the client was not the bottleneck.
+    pub client_cpu_util: f64,
+    /// hold: server memory before subscribing, KiB.
+    pub rss_before_kb: Option<u64>,
+    /// hold: bytes of server memory per held subscription.
+    pub bytes_per_subscription: Option<f64>,
+    /// hold: seconds from starting the restarted server to its first answer.
+    pub restart_ready_s: Option<f64>,
+    /// hold: seconds from starting the restarted server until every held
+    /// subscription got a NOTIFY again.
+    pub restart_serve_s: Option<f64>,
+    /// hold: subscriptions NOTIFYd after the restart.
+    pub restart_notified: Option<u64>,
+    /// No loss, no error response, setup completed.
+    pub ok: bool,
+    /// Why not ok, if not.
+    pub failure: Option<String>,
+}
+
+impl Report {
+    /// The JSON line.
+    pub fn json(&self) -> String {
+        // Serialising plain numbers and strings cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// A human table, one `name value` row per figure.
+    pub fn table(&self) -> String {
+        let mut rows: Vec<(String, String)> = vec![
+            ("workload".into(), format!("{} over {}", self.workload, self.transport)),
+            ("server".into(), self.server.clone()),
+            (
+                "shape".into(),
+                format!(
+                    "{} lines x {} watchers, {} in flight",
+                    self.lines, self.watchers, self.outstanding
+                ),
+            ),
+            ("elapsed".into(), format!("{:.2} s", self.elapsed_s)),
+            ("requests/s".into(), format!("{:.0}", self.requests_per_s)),
+            ("NOTIFYs/s".into(), format!("{:.0}", self.notifies_per_s)),
+            (
+                "NOTIFYs expected/received/lost".into(),
+                format!(
+                    "{} / {} / {}",
+                    self.notifies_expected, self.notifies_received, self.notifies_lost
+                ),
+            ),
+            (
+                "latency p50/p99/p999/max".into(),
+                format!(
+                    "{} / {} / {} / {} us",
+                    self.latency.p50_us, self.latency.p99_us, self.latency.p999_us, self.latency.max_us
+                ),
+            ),
+            (
+                "retransmissions client/server".into(),
+                format!("{} / {}", self.client_retransmissions, self.server_retransmissions),
+            ),
+            ("error responses".into(), self.error_responses.to_string()),
+            (
+                "server CPU".into(),
+                match (self.server_cpu_s, self.server_cpu_util) {
+                    (Some(s), Some(u)) => format!("{s:.2} s ({:.0}% of a core)", u * 100.0),
+                    _ => "n/a (no --server-pid)".into(),
+                },
+            ),
+            (
+                "server RSS".into(),
+                self.server_rss_kb
+                    .map_or("n/a".into(), |kb| format!("{:.1} MiB", kb as f64 / 1024.0)),
+            ),
+            (
+                "client CPU".into(),
+                format!(
+                    "{:.2} s ({:.0}% of a core)",
+                    self.client_cpu_s,
+                    self.client_cpu_util * 100.0
+                ),
+            ),
+        ];
+        if let Some(b) = self.bytes_per_subscription {
+            rows.push(("bytes/subscription".into(), format!("{b:.0}")));
+        }
+        if let Some(s) = self.restart_ready_s {
+            rows.push(("restart: first answer".into(), format!("{s:.2} s")));
+        }
+        if let Some(s) = self.restart_serve_s {
+            rows.push(("restart: all NOTIFYd again".into(), format!("{s:.2} s")));
+        }
+        rows.push((
+            "result".into(),
+            if self.ok {
+                "ok".into()
+            } else {
+                format!("FAILED: {}", self.failure.as_deref().unwrap_or("?"))
+            },
+        ));
+        let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        rows.iter()
+            .map(|(k, v)| format!("{k:<width$}  {v}\n"))
+            .collect()
+    }
+
+    /// Print the table and the JSON line to stdout, and append the JSON
+    /// line to `results` if given.
+    pub fn emit(&self, results: Option<&Path>) -> std::io::Result<()> {
+        let json = self.json();
+        let mut out = std::io::stdout().lock();
+        out.write_all(self.table().as_bytes())?;
+        writeln!(out, "{json}")?;
+        out.flush()?;
+        if let Some(path) = results {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?;
+            writeln!(f, "{json}")?;
+        }
+        Ok(())
+    }
+}
