@@ -50,6 +50,7 @@ fn touch(m: &Message<'_>) {
         m.sip_if_match(),
         m.subscription_state(),
     );
+    iterators(m);
     let mut out = Vec::new();
     let src = "192.0.2.1:5060".parse().ok();
     ResponseWriter::new(&mut out, m, 400, "Bad Request", src, Some("tag")).finish();
@@ -65,3 +66,38 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 });
+
+/// The allocation-free accessors, and every parameter of what they yield.
+fn iterators(m: &Message<'_>) {
+    let walk = |p: sip::Params<'_>| p.iter().map(|p| p.name.len()).sum::<usize>() + p.len();
+    for v in m.vias_iter().flatten() {
+        let _ = (walk(v.params), v.params.get("branch"), v.received_ip());
+    }
+    for a in m
+        .contacts_iter()
+        .chain(m.record_routes_iter())
+        .chain(m.routes_iter())
+        .flatten()
+    {
+        let _ = (walk(a.params), a.tag());
+        if let Ok(u) = a.parsed_uri() {
+            let _ = (walk(u.params), u.transport());
+        }
+    }
+    for c in m.call_info_iter().flatten() {
+        let _ = (walk(c.params), c.appearance_index);
+    }
+    let _ = m
+        .require_iter()
+        .chain(m.supported_iter())
+        .chain(m.allow_events_iter())
+        .chain(m.accept_iter())
+        .chain(m.sip_if_match_iter())
+        .count();
+    if let Ok(Some(e)) = m.event() {
+        let _ = walk(e.params);
+    }
+    if let Ok(Some(c)) = m.content_type() {
+        let _ = walk(c.params);
+    }
+}

@@ -187,6 +187,9 @@ impl Engine {
             .filter(|s| s.ending.is_none() && now - s.rec.last_notify_at < window)
             .map(|s| s.rec.id.clone())
             .collect();
+        // A fixed order, so a restart replays exactly from its seed.
+        let mut recent = recent;
+        recent.sort_unstable();
         for id in recent {
             self.notify(now, &id);
         }
@@ -250,6 +253,12 @@ impl Engine {
         .into_iter()
         .flatten()
         .min()
+    }
+
+    /// Whether a transmission over this stream connection is still queued
+    /// (the shell keeps a closing connection open until it is not).
+    pub fn has_pending_transmit(&self, conn: ConnId) -> bool {
+        self.out.iter().any(|(_, t)| t.conn == Some(conn))
     }
 
     /// Live publications.

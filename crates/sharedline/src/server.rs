@@ -193,6 +193,7 @@ pub async fn serve(settings: Settings, stop: impl Future<Output = ()>) -> Result
         acked: 0,
         udp: udp_sockets,
         conns: HashMap::new(),
+        draining: Vec::new(),
         ctx: ctx.clone(),
     };
     let mut engine_task = tokio::spawn(task.run(shutdown));
@@ -273,6 +274,8 @@ struct EngineTask {
     udp: HashMap<SocketAddr, Arc<UdpSocket>>,
     /// Open TCP connections' write queues.
     conns: HashMap<ConnId, mpsc::Sender<Bytes>>,
+    /// Connections whose peer stopped sending, closed once nothing is owed.
+    draining: Vec<ConnId>,
     /// For opening connections.
     ctx: Context,
 }
@@ -326,6 +329,7 @@ impl EngineTask {
                 self.conns.remove(&conn);
                 self.engine.handle_closed(conn);
             }
+            Input::Drain(conn) => self.draining.push(conn),
         }
     }
 
@@ -349,6 +353,19 @@ impl EngineTask {
                     Transport::Tcp => self.send_tcp(tx),
                 },
             }
+        }
+        if !self.draining.is_empty() {
+            let engine = &self.engine;
+            let conns = &mut self.conns;
+            // Dropping the queue's sender lets the connection task finish
+            // writing what it holds and close.
+            self.draining.retain(|c| {
+                let owed = engine.has_pending_transmit(*c);
+                if !owed {
+                    conns.remove(c);
+                }
+                owed
+            });
         }
     }
 

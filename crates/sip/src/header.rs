@@ -10,8 +10,8 @@
 use crate::message::{HeaderName, Message};
 pub use crate::text::ParamIter;
 use crate::text::{
-    all_digits, is_lws, is_token, is_token_byte, parse_params, parse_u64, scan_params,
-    trim_lws, unquote, Cursor,
+    all_digits, is_lws, is_token, is_token_byte, parse_params, parse_u64, scan_params, trim_lws,
+    unquote, Cursor,
 };
 use crate::uri::{parse_ip_loose, Host, Uri};
 use std::fmt;
@@ -396,7 +396,8 @@ fn name_addr<'a>(s: &'a str, h: &'static str) -> Result<NameAddr<'a>, HeaderErro
         return Err(err(h, "empty value"));
     }
     let mut c = Cursor::new(raw);
-    let first = raw.as_bytes()[0];
+    // `raw` was checked non-empty just above.
+    let first = raw.as_bytes().first().copied().unwrap_or(b' ');
     // The usual `<uri>;params` skips the display-name scan and the search
     // for `<`.
     if first == b'<' || first == b'"' || memchr::memchr(b'<', raw.as_bytes()).is_some() {

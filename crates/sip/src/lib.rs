@@ -2,7 +2,8 @@
 //!
 //! This crate owns the bytes of a SIP message and nothing else: no sockets, no
 //! clock, no transactions. Everything it returns borrows from the buffer it
-//! was given, so parsing allocates only the small header index.
+//! was given, so parsing allocates only the small header index, and the typed
+//! views (through the `*_iter` accessors for list headers) allocate nothing.
 //!
 //! # Layout
 //! - [`message`]: [`Message`], its start line and the header index.

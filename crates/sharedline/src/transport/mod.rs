@@ -37,6 +37,9 @@ pub enum Input {
     },
     /// A connection ended (closed by either side, idle, failed to connect).
     Closed(ConnId),
+    /// The peer stopped sending; once nothing is queued for the connection,
+    /// drop its write queue so it can close.
+    Drain(ConnId),
 }
 
 /// Shutdown notice shared by every task: set once, never cleared.

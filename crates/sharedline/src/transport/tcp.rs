@@ -176,6 +176,10 @@ fn next_step(buf: &mut BytesMut, max: usize) -> Result<Step, String> {
 
 /// Serve one connection until the peer closes it, it idles out, it breaks a
 /// limit, the engine drops it, or the server shuts down.
+/// How long at most a connection whose peer stopped sending waits for the
+/// answers still owed to it.
+const LINGER_MAX: Duration = Duration::from_secs(2);
+
 async fn run_connection(
     stream: TcpStream,
     conn: ConnId,
@@ -199,28 +203,31 @@ async fn run_connection(
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut deadline = Instant::now() + idle;
 
-    let reason: String = 'conn: loop {
+    // `drain`: the peer stopped sending (EOF) or sent what cannot be framed,
+    // but answers to what it sent before may still be on their way from the
+    // engine: write those before closing.
+    let (reason, drain): (String, bool) = 'conn: loop {
         if buf.capacity() - buf.len() < READ_CHUNK {
             buf.reserve(READ_CHUNK);
         }
         tokio::select! {
-            _ = ctx.shutdown.wait() => break 'conn "server shutting down".into(),
-            _ = sleep_until(deadline) => break 'conn format!("idle for {}s", idle.as_secs()),
+            _ = ctx.shutdown.wait() => break 'conn ("server shutting down".into(), false),
+            _ = sleep_until(deadline) => break 'conn (format!("idle for {}s", idle.as_secs()), false),
             out = queue.recv() => match out {
-                None => break 'conn "dropped by the engine".into(),
+                None => break 'conn ("dropped by the engine".into(), false),
                 Some(bytes) => {
                     if let Err(e) = writer.write_all(&bytes).await {
-                        break 'conn format!("write failed: {e}");
+                        break 'conn (format!("write failed: {e}"), false);
                     }
                     deadline = Instant::now() + idle;
                 }
             },
             read = reader.read_buf(&mut buf) => {
                 match read {
-                    Ok(0) if buf.iter().all(|b| matches!(b, b'\r' | b'\n')) => break 'conn "closed by peer".into(),
-                    Ok(0) => break 'conn "closed by peer in the middle of a message".into(),
+                    Ok(0) if buf.iter().all(|b| matches!(b, b'\r' | b'\n')) => break 'conn ("closed by peer".into(), true),
+                    Ok(0) => break 'conn ("closed by peer in the middle of a message".into(), true),
                     Ok(_) => {}
-                    Err(e) => break 'conn format!("read failed: {e}"),
+                    Err(e) => break 'conn (format!("read failed: {e}"), false),
                 }
                 deadline = Instant::now() + idle;
                 loop {
@@ -229,20 +236,36 @@ async fn run_connection(
                         Ok(Step::Skip) => {}
                         Ok(Step::Ping) => {
                             if let Err(e) = writer.write_all(b"\r\n").await {
-                                break 'conn format!("write failed: {e}");
+                                break 'conn (format!("write failed: {e}"), false);
                             }
                         }
                         Ok(Step::Frame(bytes)) => {
                             if ctx.inputs.send(Input::Bytes { source, bytes }).await.is_err() {
-                                break 'conn "server shutting down".into();
+                                break 'conn ("server shutting down".into(), false);
                             }
                         }
-                        Err(why) => break 'conn why,
+                        Err(why) => break 'conn (why, true),
                     }
                 }
             }
         }
     };
+    if drain && ctx.inputs.send(Input::Drain(conn)).await.is_ok() {
+        // The engine task drops our queue once every answer owed to this
+        // peer has been handed over; the cap bounds a stuck store.
+        let hard = Instant::now() + LINGER_MAX;
+        loop {
+            tokio::select! {
+                _ = ctx.shutdown.wait() => break,
+                _ = sleep_until(hard) => break,
+                out = queue.recv() => match out {
+                    Some(bytes) if writer.write_all(&bytes).await.is_ok() => {}
+                    _ => break,
+                },
+            }
+        }
+        let _ = writer.shutdown().await;
+    }
     tracing::debug!(conn = conn.0, %remote, "tcp connection closed: {reason}");
     drop((reader, writer, permit));
     let _ = ctx.inputs.send(Input::Closed(conn)).await;
