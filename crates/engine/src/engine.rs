@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::net::{ConnId, Source, Transmit, Transport};
 use crate::package::{PackageCx, Packages, PubState, Reject, Rendered, ResourceView, SubData};
 use crate::rng::Rng;
+use crate::stats::Stats;
 use crate::store::{PublicationRecord, Snapshot, StoreBatch, StoreOp, SubscriptionRecord};
 use crate::time::Time;
 use crate::transaction::{
@@ -93,6 +94,9 @@ pub struct Engine {
     pub(crate) live_subs: usize,
     /// Refusals for overload, logged once per interval: reason → (last log, suppressed).
     overload_log: HashMap<&'static str, (Time, u64)>,
+    pub(crate) stats: Stats,
+    /// Lines changed since the shell last asked (`None`: nobody asks).
+    events: Option<Vec<String>>,
     /// Writes of the input being handled.
     ops: Vec<StoreOp>,
     /// Transmissions of the input being handled.
@@ -125,6 +129,8 @@ impl Engine {
             per_source: HashMap::new(),
             live_subs: 0,
             overload_log: HashMap::new(),
+            stats: Stats::default(),
+            events: None,
             ops: Vec::new(),
             staged: Vec::new(),
             cur_seq: 1,
@@ -273,6 +279,38 @@ impl Engine {
 
     // ---- input bracketing and durability ----
 
+    /// Counters since start.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Start recording which lines change, for [`Engine::take_changed_lines`].
+    pub fn enable_events(&mut self) {
+        self.events.get_or_insert_with(Vec::new);
+    }
+
+    /// The lines whose state or watchers changed since the last call, each
+    /// once (empty unless [`Engine::enable_events`] was called).
+    pub fn take_changed_lines(&mut self) -> Vec<String> {
+        match &mut self.events {
+            Some(v) => {
+                let mut out = std::mem::take(v);
+                out.sort_unstable();
+                out.dedup();
+                out
+            }
+            None => Vec::new(),
+        }
+    }
+
+    pub(crate) fn begin_input(&mut self) {
+        self.begin();
+    }
+
+    pub(crate) fn end_input(&mut self) {
+        self.end();
+    }
+
     fn begin(&mut self) {
         self.cur_seq = self.last_seq + 1;
     }
@@ -282,6 +320,7 @@ impl Engine {
             self.last_seq
         } else {
             self.last_seq = self.cur_seq;
+            self.stats.store_batches += 1;
             self.batches.push_back(StoreBatch {
                 seq: self.cur_seq,
                 ops: std::mem::take(&mut self.ops),
@@ -310,6 +349,7 @@ impl Engine {
 
     fn on_request(&mut self, now: Time, from: Source, msg: &Message<'_>) {
         let Some(method) = msg.method() else { return };
+        self.stats.request(&method);
         if method == Method::Ack {
             // ACKs belong to INVITE transactions, which we never create.
             return;
@@ -397,9 +437,11 @@ impl Engine {
     /// afresh, identically).
     fn reject_untracked(&mut self, from: Source, msg: &Message<'_>, status: u16, reason: &str) {
         debug!(from = %from.remote, status, reason, "refused request");
+        self.stats.refusal(status, reason);
         if msg.count(HeaderName::Via) == 0 {
             return;
         }
+        *self.stats.responses.entry(status).or_default() += 1;
         let mut buf = Vec::with_capacity(512);
         let tag = self.rng.token();
         ResponseWriter::new(&mut buf, msg, status, reason, Some(from.remote), Some(&tag))
@@ -412,6 +454,7 @@ impl Engine {
     /// Refuse a request with `rej`, logged at debug level.
     pub(crate) fn reject(&mut self, cx: &Req<'_, '_>, rej: Reject) {
         debug!(from = %cx.from.remote, status = rej.status, reason = %rej.reason, "refused request");
+        self.stats.refusal(rej.status, &rej.reason);
         self.respond(cx, rej.status, &rej.reason, &rej.headers, None);
     }
 
@@ -445,6 +488,7 @@ impl Engine {
             w = w.header(*name, value);
         }
         w.header(HeaderName::Server, &self.cfg.server_name).finish();
+        *self.stats.responses.entry(status).or_default() += 1;
         let t = response_target(cx.from, cx.msg, buf);
         self.server_tx
             .respond(cx.now, &cx.key, t.clone(), self.cur_seq);
@@ -455,7 +499,10 @@ impl Engine {
 
     fn on_client_event(&mut self, now: Time, ev: ClientEvent<NotifyCtx>) {
         match ev {
-            ClientEvent::Retransmit(t) => self.send(t),
+            ClientEvent::Retransmit(t) => {
+                self.stats.notifies_retransmitted += 1;
+                self.send(t)
+            }
             ClientEvent::Final { ctx, code } => self.notify_done(now, ctx, Some(code)),
             ClientEvent::TimedOut { ctx } => self.notify_done(now, ctx, None),
         }
@@ -641,6 +688,9 @@ impl Engine {
     /// The resource's state changed: end what no longer holds, then notify
     /// the watchers whose view changed.
     pub(crate) fn resource_changed(&mut self, now: Time, resource: &str) {
+        if let Some(ev) = &mut self.events {
+            ev.push(resource.to_string());
+        }
         // Ending a subscription can change the resource again; each round
         // ends at least one, so this terminates.
         loop {

@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod admin;
 mod engine;
 pub mod inspect;
 pub mod net;
@@ -30,6 +31,7 @@ pub mod package;
 mod publish;
 mod rng;
 pub mod sca;
+pub mod stats;
 pub mod store;
 mod subscribe;
 pub mod time;

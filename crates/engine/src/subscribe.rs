@@ -295,6 +295,11 @@ impl Engine {
 
     /// A NOTIFY transaction ended with `code` (`None`: Timer F).
     pub(crate) fn notify_done(&mut self, now: Time, ctx: NotifyCtx, code: Option<u16>) {
+        match code {
+            None => self.stats.notifies_timed_out += 1,
+            Some(c) if c >= 300 => self.stats.notifies_failed += 1,
+            Some(_) => {}
+        }
         if ctx.terminal {
             return;
         }
@@ -363,6 +368,7 @@ impl Engine {
         } else {
             self.subs.remove(id);
         }
+        self.stats.notifies_sent += 1;
         self.client_tx.start(
             now,
             branch,
