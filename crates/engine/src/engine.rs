@@ -208,7 +208,13 @@ impl Engine {
         match sip::parse(bytes, from.transport.reliable()) {
             Ok(msg) if msg.is_request() => self.on_request(now, from, &msg),
             Ok(msg) => self.on_response(now, &msg),
-            Err(e) => debug!(from = %from.remote, error = %e, "dropped unparsable message"),
+            Err(e) => match crate::salvage::request_head(bytes) {
+                Some(head) => match sip::parse(&head, false) {
+                    Ok(msg) => self.reject_untracked(from, &msg, 400, &e.to_string()),
+                    Err(_) => debug!(from = %from.remote, error = %e, "dropped unparsable request"),
+                },
+                None => debug!(from = %from.remote, error = %e, "dropped unparsable message"),
+            },
         }
         self.end();
     }
@@ -589,7 +595,11 @@ impl Engine {
     pub(crate) fn overloaded(&mut self, now: Time, reason: &'static str) -> Reject {
         let entry = self.overload_log.entry(reason).or_insert((Time(0), 0));
         if now - entry.0 >= 10_000 {
-            tracing::warn!(reason, suppressed = entry.1, "refusing requests: quota full");
+            tracing::warn!(
+                reason,
+                suppressed = entry.1,
+                "refusing requests: quota full"
+            );
             *entry = (now, 0);
         } else {
             entry.1 += 1;

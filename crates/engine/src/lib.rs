@@ -30,6 +30,7 @@ pub mod net;
 pub mod package;
 mod publish;
 mod rng;
+mod salvage;
 pub mod sca;
 pub mod stats;
 pub mod store;

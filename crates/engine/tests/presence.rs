@@ -648,7 +648,10 @@ fn quotas_refuse_with_503_and_keep_state_bounded() {
         max_subscriptions_per_source: 20,
         max_publications_per_line: 2,
     };
-    let mut h = Harness::with(engine::Config { quotas, ..Default::default() });
+    let mut h = Harness::with(engine::Config {
+        quotas,
+        ..Default::default()
+    });
     let mut codes = std::collections::BTreeMap::new();
     // A flood from one address to one line: the line's quota bites first.
     for port in 10_000..10_100u16 {
@@ -670,23 +673,86 @@ fn quotas_refuse_with_503_and_keep_state_bounded() {
     // The same address on other lines: its own quota (20) bites.
     for n in 0..40u16 {
         let mut w = Phone::new(20_000 + n);
-        let req = w.subscribe(&format!("sip:line{n}@example.com"), "call-info", Some(600), "");
+        let req = w.subscribe(
+            &format!("sip:line{n}@example.com"),
+            "call-info",
+            Some(600),
+            "",
+        );
         h.input(from_ip("192.0.2.1", 20_000 + n), &req);
     }
     assert_eq!(h.engine.subscription_count(), 20);
     // Other addresses are not starved, up to the total (50).
     for n in 0..60u16 {
         let mut w = Phone::new(30_000 + n);
-        let req = w.subscribe(&format!("sip:other{n}@example.com"), "call-info", Some(600), "");
-        h.input(from_ip(&format!("192.0.2.{}", 10 + n % 200), 30_000 + n), &req);
+        let req = w.subscribe(
+            &format!("sip:other{n}@example.com"),
+            "call-info",
+            Some(600),
+            "",
+        );
+        h.input(
+            from_ip(&format!("192.0.2.{}", 10 + n % 200), 30_000 + n),
+            &req,
+        );
     }
     assert_eq!(h.engine.subscription_count(), 50);
     // Publications per line.
     let mut pbx = Phone::new(6000);
     h.take();
     let codes: Vec<u16> = (1..=3)
-        .map(|i| publish(&mut h, &mut pbx, &ci(i, "active"), None).status().unwrap())
+        .map(|i| {
+            publish(&mut h, &mut pbx, &ci(i, "active"), None)
+                .status()
+                .unwrap()
+        })
         .collect();
     assert_eq!(codes, [200, 200, 503]);
     assert_eq!(h.engine.publication_count(), 2);
+}
+
+#[test]
+fn unparsable_requests_that_name_their_sender_get_400() {
+    let mut h = Harness::new();
+    for (name, reason) in [
+        ("clerr", "Content-Length"),
+        ("ncl", "Content-Length"),
+        ("lwsruri", ""),
+        ("mcl01", "Content-Length"),
+    ] {
+        let path = format!(
+            "{}/../sip/tests/torture/rfc4475/{name}.dat",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            sip::parse(&bytes, false).is_err(),
+            "{name} is meant to be unparsable"
+        );
+        h.engine.handle_bytes(h.now, udp(7000), &bytes);
+        h.drain();
+        let out = sent(h.take());
+        assert_eq!(out.len(), 1, "{name}");
+        assert_eq!(out[0].status(), Some(400), "{name}");
+        let m = out[0].msg();
+        let text = out[0].text();
+        assert!(
+            text.lines().next().unwrap().contains(reason),
+            "{name}: {text}"
+        );
+        let want_call_id = std::str::from_utf8(&bytes)
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("Call-ID: "))
+            .unwrap()
+            .trim()
+            .to_string();
+        assert_eq!(m.call_id().unwrap(), Some(want_call_id.as_str()), "{name}");
+    }
+    assert!(h.pubs.is_empty() && h.subs.is_empty());
+    // Garbage that names nobody is dropped.
+    h.engine
+        .handle_bytes(h.now, udp(7000), b"\x00\x01 not sip at all\r\n\r\n");
+    h.drain();
+    assert!(h.take().is_empty());
 }
