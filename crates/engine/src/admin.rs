@@ -37,7 +37,11 @@ impl Engine {
             .ok_or_else(|| AdminError::NotFound(format!("appearance {index} of {resource}")))?;
         self.begin_input();
         match &holder {
-            Holder::Seize { id } => self.end_subscription(now, id, "deactivated"),
+            Holder::Seize { id } => {
+                if let Some(key) = self.subs.find(id) {
+                    self.end_subscription(now, key, "deactivated");
+                }
+            }
             Holder::Publication { id, .. } => {
                 if let Some(p) = self.pubs.get_mut(id) {
                     if let PubState::Appearances(claims) = &mut p.state {
@@ -56,11 +60,13 @@ impl Engine {
 
     /// End a live subscription: final NOTIFY `terminated;reason=deactivated`.
     pub fn terminate(&mut self, now: Time, id: &str) -> Result<(), AdminError> {
-        if !self.subscriptions().any(|s| s.id == id) {
-            return Err(AdminError::NotFound(format!("subscription {id}")));
-        }
+        let key = self
+            .subs
+            .find(id)
+            .filter(|k| self.subs.get(*k).is_some_and(|s| s.ending.is_none()))
+            .ok_or_else(|| AdminError::NotFound(format!("subscription {id}")))?;
         self.begin_input();
-        self.end_subscription(now, id, "deactivated");
+        self.end_subscription(now, key, "deactivated");
         self.end_input();
         Ok(())
     }

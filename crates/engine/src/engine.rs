@@ -14,7 +14,8 @@ use crate::net::{ConnId, Source, Transmit, Transport};
 use crate::package::{PackageCx, Packages, PubState, Reject, Rendered, ResourceView, SubData};
 use crate::rng::Rng;
 use crate::stats::Stats;
-use crate::store::{PublicationRecord, Snapshot, StoreBatch, StoreOp, SubscriptionRecord};
+use crate::store::{PublicationRecord, Snapshot, StoreBatch, StoreOp};
+use crate::subscription::{SubKey, Subscription, Subscriptions};
 use crate::time::Time;
 use crate::transaction::{
     ClientEvent, ClientTransactions, ServerAction, ServerKey, ServerTransactions,
@@ -23,6 +24,7 @@ use crate::Output;
 use sip::{HeaderName, Message, Method, ResponseWriter};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
+use std::sync::Arc;
 use tracing::debug;
 
 /// Methods we serve (the Allow header).
@@ -32,7 +34,7 @@ pub(crate) const ALLOW: &str = "OPTIONS, SUBSCRIBE, PUBLISH";
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Expiry {
     Publication(String),
-    Subscription(String),
+    Subscription(SubKey),
 }
 
 /// A live publication.
@@ -43,25 +45,13 @@ pub(crate) struct Publication {
     pub(crate) order: u64,
 }
 
-/// A subscription: live, or ending (its final NOTIFY still to be sent).
-pub(crate) struct Subscription {
-    pub(crate) rec: SubscriptionRecord,
-    pub(crate) data: SubData,
-    pub(crate) order: u64,
-    /// A NOTIFY transaction of this subscription is open.
-    pub(crate) in_flight: bool,
-    /// The state changed while a NOTIFY was in flight: send the latest when it completes.
-    pub(crate) dirty: bool,
-    /// The subscription is over; send `terminated;reason=...` once nothing is in flight.
-    pub(crate) ending: Option<&'static str>,
-}
-
 /// Everything live on one resource (AOR).
-#[derive(Default)]
 pub(crate) struct Resource {
+    /// The resource's name, shared with its subscriptions.
+    pub(crate) name: Arc<str>,
     pub(crate) host: String,
     pub(crate) pubs: BTreeSet<String>,
-    pub(crate) subs: BTreeSet<String>,
+    pub(crate) subs: BTreeSet<SubKey>,
     /// Last state rendered per shared-state package, to notify only on change.
     pub(crate) shared: Vec<(&'static str, Rendered)>,
 }
@@ -69,7 +59,7 @@ pub(crate) struct Resource {
 /// Context of one of our NOTIFY transactions.
 #[derive(Debug, Clone)]
 pub(crate) struct NotifyCtx {
-    pub(crate) sub: String,
+    pub(crate) sub: SubKey,
     pub(crate) terminal: bool,
 }
 
@@ -81,11 +71,11 @@ pub struct Engine {
     pub(crate) rng: Rng,
     pub(crate) server_tx: ServerTransactions,
     pub(crate) client_tx: ClientTransactions<NotifyCtx>,
-    pub(crate) resources: HashMap<String, Resource>,
+    pub(crate) resources: HashMap<Arc<str>, Resource>,
     pub(crate) pubs: HashMap<String, Publication>,
     /// ETag → publication id.
     pub(crate) etags: HashMap<String, String>,
-    pub(crate) subs: HashMap<String, Subscription>,
+    pub(crate) subs: Subscriptions,
     pub(crate) expiries: BTreeSet<(Time, Expiry)>,
     pub(crate) order: u64,
     /// Live subscriptions per source address (for the per-source quota).
@@ -123,7 +113,7 @@ impl Engine {
             resources: HashMap::new(),
             pubs: HashMap::new(),
             etags: HashMap::new(),
-            subs: HashMap::new(),
+            subs: Subscriptions::default(),
             expiries: BTreeSet::new(),
             order: 0,
             per_source: HashMap::new(),
@@ -165,19 +155,21 @@ impl Engine {
                 self.ops.push(StoreOp::DeleteSubscription(rec.id));
                 continue;
             };
+            let Some((pkg, _)) = self.packages.get(&rec.package) else {
+                tracing::warn!(id = %rec.id, package = %rec.package, "stored subscription of an unknown package; dropped");
+                self.ops.push(StoreOp::DeleteSubscription(rec.id));
+                continue;
+            };
+            let package = pkg.name();
             let order = self.next_order();
-            self.insert_subscription(Subscription {
-                rec,
-                data,
-                order,
-                in_flight: false,
-                dirty: false,
-                ending: None,
-            });
+            let resource = self.intern(&rec.resource);
+            self.insert_subscription(Subscription::from_record(
+                rec, package, resource, data, order,
+            ));
         }
         // Prime the shared-state caches so the first change after the restart
         // is compared with what watchers were last sent.
-        let resources: Vec<String> = self.resources.keys().cloned().collect();
+        let resources: Vec<Arc<str>> = self.resources.keys().cloned().collect();
         for r in resources {
             self.refresh_shared_cache(&r);
         }
@@ -187,17 +179,16 @@ impl Engine {
         // transaction could still have been open. Send those watchers the
         // state again; older ones had their answer or their Timer F.
         let window = 64 * self.cfg.timers.t1;
-        let recent: Vec<String> = self
+        // In slot order, which follows the snapshot's sorted order, so a
+        // restart replays exactly from its seed.
+        let recent: Vec<SubKey> = self
             .subs
-            .values()
-            .filter(|s| s.ending.is_none() && now - s.rec.last_notify_at < window)
-            .map(|s| s.rec.id.clone())
+            .iter()
+            .filter(|(_, s)| s.ending.is_none() && now - s.last_notify_at < window)
+            .map(|(k, _)| k)
             .collect();
-        // A fixed order, so a restart replays exactly from its seed.
-        let mut recent = recent;
-        recent.sort_unstable();
-        for id in recent {
-            self.notify(now, &id);
+        for key in recent {
+            self.notify(now, key);
         }
         self.end();
     }
@@ -531,9 +522,9 @@ impl Engine {
                         self.resource_changed(now, &resource);
                     }
                 }
-                Expiry::Subscription(id) => {
-                    debug!(%id, "subscription expired");
-                    self.end_subscription(now, &id, "timeout");
+                Expiry::Subscription(key) => {
+                    debug!(id = ?self.subs.get(key).map(|s| &s.id), "subscription expired");
+                    self.end_subscription(now, key, "timeout");
                 }
             }
         }
@@ -541,11 +532,28 @@ impl Engine {
 
     // ---- resources ----
 
-    pub(crate) fn insert_publication(&mut self, p: Publication) {
-        let res = self.resources.entry(p.rec.resource.clone()).or_default();
-        if res.host.is_empty() {
-            res.host = host_of(&p.rec.resource).to_string();
+    /// The resource named `name`, created if new; returns its shared name.
+    pub(crate) fn intern(&mut self, name: &str) -> Arc<str> {
+        if let Some(r) = self.resources.get(name) {
+            return Arc::clone(&r.name);
         }
+        let shared: Arc<str> = name.into();
+        let res = Resource {
+            name: Arc::clone(&shared),
+            host: host_of(name).to_string(),
+            pubs: BTreeSet::new(),
+            subs: BTreeSet::new(),
+            shared: Vec::new(),
+        };
+        self.resources.insert(Arc::clone(&shared), res);
+        shared
+    }
+
+    pub(crate) fn insert_publication(&mut self, p: Publication) {
+        let name = self.intern(&p.rec.resource);
+        let Some(res) = self.resources.get_mut(&name) else {
+            return;
+        };
         res.pubs.insert(p.rec.id.clone());
         self.etags.insert(p.rec.etag.clone(), p.rec.id.clone());
         self.expiries
@@ -560,23 +568,24 @@ impl Engine {
         self.expiries
             .remove(&(p.rec.expires_at, Expiry::Publication(id.to_string())));
         self.write(StoreOp::DeletePublication(id.to_string()));
-        if let Some(res) = self.resources.get_mut(&p.rec.resource) {
+        if let Some(res) = self.resources.get_mut(p.rec.resource.as_str()) {
             res.pubs.remove(id);
         }
         Some(p.rec.resource)
     }
 
-    pub(crate) fn insert_subscription(&mut self, s: Subscription) {
-        let res = self.resources.entry(s.rec.resource.clone()).or_default();
-        if res.host.is_empty() {
-            res.host = host_of(&s.rec.resource).to_string();
+    pub(crate) fn insert_subscription(&mut self, s: Subscription) -> SubKey {
+        let name = self.intern(&s.resource);
+        let (expires_at, ip) = (s.expires_at, s.source.remote.ip());
+        let key = self.subs.insert(s);
+        if let Some(res) = self.resources.get_mut(&name) {
+            res.subs.insert(key);
         }
-        res.subs.insert(s.rec.id.clone());
         self.expiries
-            .insert((s.rec.expires_at, Expiry::Subscription(s.rec.id.clone())));
-        *self.per_source.entry(s.rec.source.remote.ip()).or_default() += 1;
+            .insert((expires_at, Expiry::Subscription(key)));
+        *self.per_source.entry(ip).or_default() += 1;
         self.live_subs += 1;
-        self.subs.insert(s.rec.id.clone(), s);
+        key
     }
 
     /// Undo `insert_subscription`'s counting.
@@ -642,12 +651,12 @@ impl Engine {
             subs: res
                 .subs
                 .iter()
-                .filter_map(|id| self.subs.get(id))
-                .map(|s| crate::package::SubView {
-                    id: &s.rec.id,
-                    package: &s.rec.package,
+                .filter_map(|k| self.subs.get(*k).map(|s| (*k, s)))
+                .map(|(key, s)| crate::package::SubView {
+                    key,
+                    package: s.package,
                     data: s.data,
-                    order: (s.rec.changed_at, s.order),
+                    order: (s.changed_at, s.order),
                 })
                 .collect(),
         }
@@ -704,7 +713,7 @@ impl Engine {
         // Ending a subscription can change the resource again; each round
         // ends at least one, so this terminates.
         loop {
-            let ended: Vec<(String, &'static str)> = {
+            let ended: Vec<(SubKey, &'static str)> = {
                 let view = self.view(resource);
                 self.packages
                     .iter()
@@ -714,22 +723,22 @@ impl Engine {
             if ended.is_empty() {
                 break;
             }
-            for (id, reason) in ended {
-                self.end_subscription_quiet(now, &id, reason);
+            for (key, reason) in ended {
+                self.end_subscription_quiet(now, key, reason);
             }
         }
         for package in self.refresh_shared_cache(resource) {
-            let ids: Vec<String> = match self.resources.get(resource) {
+            let keys: Vec<SubKey> = match self.resources.get(resource) {
                 Some(res) => res
                     .subs
                     .iter()
-                    .filter(|id| self.subs.get(*id).is_some_and(|s| s.rec.package == package))
-                    .cloned()
+                    .filter(|k| self.subs.get(**k).is_some_and(|s| s.package == package))
+                    .copied()
                     .collect(),
                 None => Vec::new(),
             };
-            for id in ids {
-                self.notify(now, &id);
+            for key in keys {
+                self.notify(now, key);
             }
         }
         self.gc_resource(resource);

@@ -41,7 +41,7 @@ pub struct AppearanceInfo {
 impl Engine {
     /// Every resource (line) with something live on it.
     pub fn resources(&self) -> impl Iterator<Item = &str> {
-        self.resources.keys().map(String::as_str)
+        self.resources.keys().map(|k| &**k)
     }
 
     /// A line's non-idle appearances in index order, with the claim that
@@ -76,7 +76,13 @@ impl Engine {
                             etag,
                         }
                     }
-                    Owner::Seize(id) => Holder::Seize { id: id.to_string() },
+                    Owner::Seize(key) => Holder::Seize {
+                        id: self
+                            .subs
+                            .get(key)
+                            .map(|s| s.id.to_string())
+                            .unwrap_or_default(),
+                    },
                 },
                 since: ap.order.0,
             })
@@ -88,12 +94,13 @@ impl Engine {
         self.pubs.values().map(|p| &p.rec)
     }
 
-    /// Live subscriptions (not those whose final NOTIFY is still due).
-    pub fn subscriptions(&self) -> impl Iterator<Item = &SubscriptionRecord> {
+    /// Live subscriptions (not those whose final NOTIFY is still due), as
+    /// the store keeps them.
+    pub fn subscriptions(&self) -> impl Iterator<Item = SubscriptionRecord> + '_ {
         self.subs
-            .values()
-            .filter(|s| s.ending.is_none())
-            .map(|s| &s.rec)
+            .iter()
+            .filter(|(_, s)| s.ending.is_none())
+            .map(|(_, s)| s.to_record())
     }
 
     /// NOTIFY transactions and server transactions open now.

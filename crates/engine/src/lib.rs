@@ -22,8 +22,8 @@
 
 #![forbid(unsafe_code)]
 
-pub mod config;
 pub mod admin;
+pub mod config;
 mod engine;
 pub mod inspect;
 pub mod net;
@@ -35,6 +35,7 @@ pub mod sca;
 pub mod stats;
 pub mod store;
 mod subscribe;
+pub mod subscription;
 pub mod time;
 pub mod transaction;
 

@@ -66,7 +66,10 @@ impl Engine {
                 return Err(Reject::new(400, "Expires 0 needs SIP-If-Match"));
             }
             let state = pkg.parse_publish(msg)?;
-            let on_line = self.resources.get(&resource).map_or(0, |r| r.pubs.len());
+            let on_line = self
+                .resources
+                .get(resource.as_str())
+                .map_or(0, |r| r.pubs.len());
             if on_line >= self.cfg.quotas.max_publications_per_line {
                 return Err(self.overloaded(now, "Too many publications on this line"));
             }

@@ -80,11 +80,11 @@ pub struct Claim {
 
 /// Who holds an appearance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Owner<'a> {
+pub enum Owner {
     /// A publication (its index in the view's `pubs`).
     Publication(usize),
-    /// A line-seize subscription (its id).
-    Seize(&'a str),
+    /// A line-seize subscription.
+    Seize(crate::subscription::SubKey),
 }
 
 /// The winning claim on one appearance.
@@ -95,7 +95,7 @@ pub struct Appearance<'a> {
     /// Its appearance-uri, if the winning claim had one.
     pub uri: Option<&'a str>,
     /// Who claims it.
-    pub owner: Owner<'a>,
+    pub owner: Owner,
     /// When that claim was made (and its tie-breaker).
     pub order: (Time, u64),
 }
@@ -131,7 +131,7 @@ pub fn line<'a>(view: &ResourceView<'a>) -> BTreeMap<u32, Appearance<'a>> {
                 Appearance {
                     state: ApState::Seized,
                     uri: None,
-                    owner: Owner::Seize(s.id),
+                    owner: Owner::Seize(s.key),
                     order: s.order,
                 },
             );

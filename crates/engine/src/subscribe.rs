@@ -3,10 +3,11 @@
 //! the latest state (changes made while one is in flight are coalesced into
 //! the next).
 
-use crate::engine::{canonical_resource, Engine, Expiry, NotifyCtx, Req, Subscription};
+use crate::engine::{canonical_resource, Engine, Expiry, NotifyCtx, Req};
 use crate::net::{Transmit, Transport};
 use crate::package::{Reject, Rendered};
-use crate::store::{StoreOp, SubscriptionRecord};
+use crate::store::StoreOp;
+use crate::subscription::{sub_id, SubKey, Subscription};
 use crate::time::Time;
 use sip::{HeaderName, Method, RequestWriter};
 use std::net::{IpAddr, SocketAddr};
@@ -19,30 +20,6 @@ fn ends_subscription(code: u16) -> bool {
         code,
         404 | 405 | 408 | 410 | 416 | 480..=485 | 489 | 501 | 604
     )
-}
-
-/// The key of a subscription: its dialog and its Event (package and id).
-fn sub_id(
-    call_id: &str,
-    local_tag: &str,
-    remote_tag: &str,
-    package: &str,
-    event_id: Option<&str>,
-) -> String {
-    let mut s = String::with_capacity(
-        call_id.len() + local_tag.len() + remote_tag.len() + package.len() + 8,
-    );
-    for part in [
-        call_id,
-        local_tag,
-        remote_tag,
-        package,
-        event_id.unwrap_or(""),
-    ] {
-        s.push_str(part);
-        s.push('\u{1f}');
-    }
-    s
 }
 
 impl Engine {
@@ -89,12 +66,13 @@ impl Engine {
 
         if let Some(local_tag) = to.tag() {
             let id = sub_id(call_id, local_tag, remote_tag, package, event.id);
-            let live = self.subs.get(&id).is_some_and(|s| s.ending.is_none());
-            if !live {
-                return Err(Reject::new(481, "Subscription Does Not Exist"));
-            }
-            if let Some(s) = self.subs.get(&id) {
-                if cseq.seq <= s.rec.remote_cseq {
+            let key = self
+                .subs
+                .find(&id)
+                .filter(|k| self.subs.get(*k).is_some_and(|s| s.ending.is_none()))
+                .ok_or_else(|| Reject::new(481, "Subscription Does Not Exist"))?;
+            if let Some(s) = self.subs.get(key) {
+                if cseq.seq <= s.remote_cseq {
                     return Err(Reject::new(500, "CSeq out of order"));
                 }
             }
@@ -114,22 +92,22 @@ impl Engine {
                     ],
                     Some(local_tag),
                 );
-                self.end_subscription(now, &id, "timeout");
+                self.end_subscription(now, key, "timeout");
                 return Ok(());
             }
             let granted = requested.min(limits.max);
-            let Some(s) = self.subs.get_mut(&id) else {
+            let Some(s) = self.subs.get_mut(key) else {
                 return Err(Reject::new(481, "Subscription Does Not Exist"));
             };
-            let old = (s.rec.expires_at, Expiry::Subscription(id.clone()));
-            s.rec.expires_at = now.plus_secs(granted.into());
-            s.rec.remote_cseq = cseq.seq;
-            s.rec.source = cx.from;
+            let old = (s.expires_at, Expiry::Subscription(key));
+            s.expires_at = now.plus_secs(granted.into());
+            s.remote_cseq = cseq.seq;
+            s.source = cx.from;
             if let Some(c) = &contact {
-                s.rec.remote_target = c.uri.to_string();
+                s.remote_target = c.uri.into();
             }
-            let new = (s.rec.expires_at, Expiry::Subscription(id.clone()));
-            let rec = s.rec.clone();
+            let new = (s.expires_at, Expiry::Subscription(key));
+            let rec = s.to_record();
             self.write(StoreOp::PutSubscription(rec));
             self.expiries.remove(&old);
             self.expiries.insert(new);
@@ -138,7 +116,7 @@ impl Engine {
                 (HeaderName::Contact, our_contact),
             ];
             self.respond(cx, 200, "OK", &headers, Some(local_tag));
-            self.notify(now, &id);
+            self.notify(now, key);
             return Ok(());
         }
 
@@ -150,8 +128,15 @@ impl Engine {
         let resource = canonical_resource(msg.request_uri().unwrap_or_default())?;
         if requested != 0 {
             let q = self.cfg.quotas;
-            let on_line = self.resources.get(&resource).map_or(0, |r| r.subs.len());
-            let from_source = self.per_source.get(&cx.from.remote.ip()).copied().unwrap_or(0);
+            let on_line = self
+                .resources
+                .get(resource.as_str())
+                .map_or(0, |r| r.subs.len());
+            let from_source = self
+                .per_source
+                .get(&cx.from.remote.ip())
+                .copied()
+                .unwrap_or(0);
             if self.live_subs >= q.max_subscriptions {
                 return Err(self.overloaded(now, "Too many subscriptions"));
             }
@@ -170,35 +155,31 @@ impl Engine {
             .record_routes()
             .map_err(bad)?
             .into_iter()
-            .map(|r| r.raw.to_string())
+            .map(|r| r.raw.into())
             .collect();
         let local_tag = self.rng.token();
         let granted = requested.min(limits.max);
         let id = sub_id(call_id, &local_tag, remote_tag, package, event.id);
-        let rec = SubscriptionRecord {
-            id: id.clone(),
-            package: package.to_string(),
-            resource: resource.clone(),
-            event_id: event.id.map(str::to_string),
-            call_id: call_id.to_string(),
-            local_tag: local_tag.clone(),
-            remote_tag: remote_tag.to_string(),
-            local_uri: to.uri.to_string(),
-            remote_uri: from.uri.to_string(),
-            remote_target: contact.uri.to_string(),
-            route_set,
-            local_cseq: 0,
-            last_notify_at: now,
-            remote_cseq: cseq.seq,
-            expires_at: now.plus_secs(granted.into()),
-            changed_at: now,
-            state: serde_json::to_string(&data).unwrap_or_default(),
-            source: cx.from,
-        };
         let our_contact = contact_of(cx.from.local, cx.from.transport);
         let order = self.next_order();
         let mut sub = Subscription {
-            rec,
+            id: id.into(),
+            package,
+            resource: self.intern(&resource),
+            event_id: event.id.map(Into::into),
+            call_id: call_id.into(),
+            local_tag: local_tag.as_str().into(),
+            remote_tag: remote_tag.into(),
+            local_uri: to.uri.into(),
+            remote_uri: from.uri.into(),
+            remote_target: contact.uri.into(),
+            route_set,
+            local_cseq: 0,
+            remote_cseq: cseq.seq,
+            expires_at: now.plus_secs(granted.into()),
+            changed_at: now,
+            last_notify_at: now,
+            source: cx.from,
             data,
             order,
             in_flight: false,
@@ -218,19 +199,19 @@ impl Engine {
                 Some(&local_tag),
             );
             sub.ending = Some("timeout");
-            self.subs.insert(id.clone(), sub);
-            self.send_notify(now, &id);
+            let key = self.subs.insert(sub);
+            self.send_notify(now, key);
             return Ok(());
         }
         self.refresh_shared_cache(&resource);
-        self.write(StoreOp::PutSubscription(sub.rec.clone()));
-        self.insert_subscription(sub);
+        self.write(StoreOp::PutSubscription(sub.to_record()));
+        let key = self.insert_subscription(sub);
         let headers = [
             (HeaderName::Expires, granted.to_string()),
             (HeaderName::Contact, our_contact),
         ];
         self.respond(cx, 200, "OK", &headers, Some(&local_tag));
-        self.notify(now, &id);
+        self.notify(now, key);
         // A seize changes the line for its call-info watchers.
         self.resource_changed(now, &resource);
         Ok(())
@@ -238,8 +219,8 @@ impl Engine {
 
     /// End a subscription with a final NOTIFY, and tell the resource's other
     /// watchers if that changed what they see.
-    pub(crate) fn end_subscription(&mut self, now: Time, id: &str, reason: &'static str) {
-        if let Some(resource) = self.end_subscription_quiet(now, id, reason) {
+    pub(crate) fn end_subscription(&mut self, now: Time, key: SubKey, reason: &'static str) {
+        if let Some(resource) = self.end_subscription_quiet(now, key, reason) {
             self.resource_changed(now, &resource);
         }
     }
@@ -249,14 +230,14 @@ impl Engine {
     pub(crate) fn end_subscription_quiet(
         &mut self,
         now: Time,
-        id: &str,
+        key: SubKey,
         reason: &'static str,
     ) -> Option<String> {
-        let resource = self.forget_subscription(id)?;
-        if let Some(s) = self.subs.get_mut(id) {
+        let resource = self.forget_subscription(key)?;
+        if let Some(s) = self.subs.get_mut(key) {
             s.ending = Some(reason);
             if !s.in_flight {
-                self.send_notify(now, id);
+                self.send_notify(now, key);
             }
         }
         Some(resource)
@@ -264,33 +245,34 @@ impl Engine {
 
     /// Take a live subscription off its resource, the clock and the store.
     /// It stays in `subs` only while its final NOTIFY is due.
-    fn forget_subscription(&mut self, id: &str) -> Option<String> {
-        let s = self.subs.get(id)?;
+    fn forget_subscription(&mut self, key: SubKey) -> Option<String> {
+        let s = self.subs.get(key)?;
         if s.ending.is_some() {
             return None;
         }
-        let resource = s.rec.resource.clone();
-        let source = s.rec.source.remote.ip();
+        let resource = s.resource.to_string();
+        let source = s.source.remote.ip();
+        let id = s.id.to_string();
         self.expiries
-            .remove(&(s.rec.expires_at, Expiry::Subscription(id.to_string())));
+            .remove(&(s.expires_at, Expiry::Subscription(key)));
         self.uncount_subscription(source);
-        if let Some(res) = self.resources.get_mut(&resource) {
-            res.subs.remove(id);
+        if let Some(res) = self.resources.get_mut(resource.as_str()) {
+            res.subs.remove(&key);
         }
-        self.write(StoreOp::DeleteSubscription(id.to_string()));
+        self.write(StoreOp::DeleteSubscription(id));
         Some(resource)
     }
 
     /// The subscription's state changed: NOTIFY now, or after the NOTIFY in flight.
-    pub(crate) fn notify(&mut self, now: Time, id: &str) {
-        let Some(s) = self.subs.get_mut(id) else {
+    pub(crate) fn notify(&mut self, now: Time, key: SubKey) {
+        let Some(s) = self.subs.get_mut(key) else {
             return;
         };
         if s.in_flight {
             s.dirty = true;
             return;
         }
-        self.send_notify(now, id);
+        self.send_notify(now, key);
     }
 
     /// A NOTIFY transaction ended with `code` (`None`: Timer F).
@@ -303,16 +285,16 @@ impl Engine {
         if ctx.terminal {
             return;
         }
-        let Some(s) = self.subs.get_mut(&ctx.sub) else {
+        let Some(s) = self.subs.get_mut(ctx.sub) else {
             return;
         };
         s.in_flight = false;
         let failed = code.is_none_or(ends_subscription);
         if failed {
             // The watcher is gone: no final NOTIFY (it would fail the same way).
-            debug!(sub = %ctx.sub, ?code, "NOTIFY failed; subscription removed");
-            let resource = self.forget_subscription(&ctx.sub);
-            self.subs.remove(&ctx.sub);
+            debug!(sub = %s.id, ?code, "NOTIFY failed; subscription removed");
+            let resource = self.forget_subscription(ctx.sub);
+            self.subs.remove(ctx.sub);
             if let Some(r) = resource {
                 self.resource_changed(now, &r);
             }
@@ -320,64 +302,60 @@ impl Engine {
         }
         let (ending, dirty) = (s.ending.is_some(), s.dirty);
         if ending || dirty {
-            self.send_notify(now, &ctx.sub);
+            self.send_notify(now, ctx.sub);
         }
     }
 
     /// Build and send the subscription's next NOTIFY with its current state.
-    pub(crate) fn send_notify(&mut self, now: Time, id: &str) {
-        let Some(s) = self.subs.get(id) else { return };
-        let pkg = self.packages.get(&s.rec.package).map(|(p, _)| p);
+    pub(crate) fn send_notify(&mut self, now: Time, key: SubKey) {
+        let Some(s) = self.subs.get(key) else { return };
+        let pkg = self.packages.get(s.package).map(|(p, _)| p);
         let rendered: Rendered = match pkg {
             Some(p) if p.shared_state() => self
                 .resources
-                .get(&s.rec.resource)
+                .get(&*s.resource)
                 .and_then(|r| {
                     r.shared
                         .iter()
                         .find(|(n, _)| *n == p.name())
                         .map(|(_, r)| r.clone())
                 })
-                .unwrap_or_else(|| p.render(&self.view(&s.rec.resource), s.data)),
-            Some(p) => p.render(&self.view(&s.rec.resource), s.data),
+                .unwrap_or_else(|| p.render(&self.view(&s.resource), s.data)),
+            Some(p) => p.render(&self.view(&s.resource), s.data),
             None => Rendered::default(),
         };
         let branch = format!("z9hG4bK{}", self.rng.token());
-        let Some(s) = self.subs.get_mut(id) else {
+        let Some(s) = self.subs.get_mut(key) else {
             return;
         };
-        s.rec.local_cseq = s.rec.local_cseq.wrapping_add(1);
-        s.rec.last_notify_at = now;
+        s.local_cseq = s.local_cseq.wrapping_add(1);
+        s.last_notify_at = now;
         s.in_flight = true;
         s.dirty = false;
         let terminal = s.ending;
         let state = match terminal {
             Some(reason) => format!("terminated;reason={reason}"),
-            None => format!("active;expires={}", now.secs_until(s.rec.expires_at)),
+            None => format!("active;expires={}", now.secs_until(s.expires_at)),
         };
-        let t = build_notify(&s.rec, &branch, &state, &rendered);
+        let t = build_notify(s, &branch, &state, &rendered);
         // A NOTIFY leaves only once its CSeq is stored, so a restart goes
         // on with the next one in the watcher's dialog.
-        let cseq = s.rec.local_cseq;
         if terminal.is_none() {
-            self.write(StoreOp::SetNotifyCSeq {
-                id: id.to_string(),
-                cseq,
+            let op = StoreOp::SetNotifyCSeq {
+                id: s.id.to_string(),
+                cseq: s.local_cseq,
                 at: now,
-            });
+            };
+            self.write(op);
         } else {
-            self.subs.remove(id);
+            self.subs.remove(key);
         }
         self.stats.notifies_sent += 1;
-        self.client_tx.start(
-            now,
-            branch,
-            t.clone(),
-            NotifyCtx {
-                sub: id.to_string(),
-                terminal: terminal.is_some(),
-            },
-        );
+        let ctx = NotifyCtx {
+            sub: key,
+            terminal: terminal.is_some(),
+        };
+        self.client_tx.start(now, branch, t.clone(), ctx);
         self.send(t);
     }
 }
@@ -418,12 +396,7 @@ fn uri_addr(uri: &str) -> Option<(SocketAddr, Option<Transport>)> {
 
 /// A NOTIFY in the subscription's dialog (RFC 3261 §12.2.1.1 for the
 /// Request-URI and Route set).
-fn build_notify(
-    rec: &SubscriptionRecord,
-    branch: &str,
-    state: &str,
-    rendered: &Rendered,
-) -> Transmit {
+fn build_notify(rec: &Subscription, branch: &str, state: &str, rendered: &Rendered) -> Transmit {
     // A first route without `lr` is a strict router: it goes in the
     // Request-URI and the remote target goes last in Route.
     let strict = rec
@@ -431,13 +404,13 @@ fn build_notify(
         .first()
         .is_some_and(|r| !route_uri(r).contains(";lr"));
     let (request_uri, routes): (&str, Vec<&str>) = if strict {
-        let mut rest: Vec<&str> = rec.route_set[1..].iter().map(String::as_str).collect();
+        let mut rest: Vec<&str> = rec.route_set[1..].iter().map(|r| &**r).collect();
         rest.push(&rec.remote_target);
         (route_uri(&rec.route_set[0]), rest)
     } else {
         (
             &rec.remote_target,
-            rec.route_set.iter().map(String::as_str).collect(),
+            rec.route_set.iter().map(|r| &**r).collect(),
         )
     };
     let next_hop = rec
@@ -494,7 +467,7 @@ fn build_notify(
         .header(HeaderName::Contact, &contact_of(local, transport))
         .header_with(HeaderName::Event, |b| {
             b.extend_from_slice(rec.package.as_bytes());
-            if let Some(id) = &rec.event_id {
+            if let Some(id) = rec.event_id.as_deref() {
                 b.extend_from_slice(b";id=");
                 b.extend_from_slice(id.as_bytes());
             }

@@ -7,6 +7,7 @@ use super::call_info::parse_index;
 use super::{EventPackage, PackageCx, PubState, Reject, Rendered, ResourceView, SubData};
 use crate::config::ExpiresLimits;
 use crate::sca;
+use crate::subscription::SubKey;
 use sip::{HeaderName, Message};
 
 /// The line-seize package.
@@ -103,7 +104,7 @@ impl EventPackage for LineSeize {
     }
 
     // A seize has done its job once a published call takes its appearance.
-    fn reconcile(&self, view: &ResourceView<'_>) -> Vec<(String, &'static str)> {
+    fn reconcile(&self, view: &ResourceView<'_>) -> Vec<(SubKey, &'static str)> {
         let mut ended = Vec::new();
         for s in &view.subs {
             let SubData::Seize(index) = s.data else {
@@ -116,7 +117,7 @@ impl EventPackage for LineSeize {
                 PubState::Body { .. } => false,
             });
             if taken && s.package == self.name() {
-                ended.push((s.id.to_string(), "noresource"));
+                ended.push((s.key, "noresource"));
             }
         }
         ended

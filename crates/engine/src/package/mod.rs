@@ -80,8 +80,8 @@ pub struct PubView<'a> {
 /// One live subscription, as packages see it.
 #[derive(Debug, Clone, Copy)]
 pub struct SubView<'a> {
-    /// Its id (the engine's key).
-    pub id: &'a str,
+    /// The engine's handle of it.
+    pub key: crate::subscription::SubKey,
     /// Its package.
     pub package: &'a str,
     /// Its package data.
@@ -156,7 +156,10 @@ pub trait EventPackage: Send + Sync {
     fn render(&self, view: &ResourceView<'_>, data: SubData) -> Rendered;
     /// After the resource changed: which of this package's subscriptions
     /// must end, with the Subscription-State reason.
-    fn reconcile(&self, view: &ResourceView<'_>) -> Vec<(String, &'static str)> {
+    fn reconcile(
+        &self,
+        view: &ResourceView<'_>,
+    ) -> Vec<(crate::subscription::SubKey, &'static str)> {
         let _ = view;
         Vec::new()
     }

@@ -47,11 +47,8 @@ pub fn after_step(w: &mut World) -> Result<(), String> {
 /// live publication claims with a call state.
 pub fn one_owner(w: &World) -> Result<(), String> {
     let mut seized: BTreeMap<(&str, u32), &str> = BTreeMap::new();
-    for s in w
-        .engine
-        .subscriptions()
-        .filter(|s| s.package == "line-seize")
-    {
+    let subs: Vec<engine::SubscriptionRecord> = w.engine.subscriptions().collect();
+    for s in subs.iter().filter(|s| s.package == "line-seize") {
         let Ok(SubData::Seize(index)) = serde_json::from_str::<SubData>(&s.state) else {
             return Err(format!(
                 "(a) seize {} has unreadable state {}",
@@ -114,11 +111,9 @@ pub fn nothing_outlives_expiry(w: &World) -> Result<(), String> {
 pub fn nothing_lost(w: &mut World) -> Result<(), String> {
     let mut checked = 0;
     let now = w.now;
-    let live: BTreeMap<&str, &engine::SubscriptionRecord> = w
-        .engine
-        .subscriptions()
-        .map(|s| (s.call_id.as_str(), s))
-        .collect();
+    let subs: Vec<engine::SubscriptionRecord> = w.engine.subscriptions().collect();
+    let live: BTreeMap<&str, &engine::SubscriptionRecord> =
+        subs.iter().map(|s| (s.call_id.as_str(), s)).collect();
     for p in w.phones.iter().filter(|p| p.mode == Mode::Normal) {
         let busy: Option<&str> = match &p.tx {
             Some(tx) => match &tx.purpose {
