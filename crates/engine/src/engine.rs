@@ -523,7 +523,7 @@ impl Engine {
                     }
                 }
                 Expiry::Subscription(key) => {
-                    debug!(id = ?self.subs.get(key).map(|s| &s.id), "subscription expired");
+                    debug!(id = ?self.subs.get(key).map(|s| s.id()), "subscription expired");
                     self.end_subscription(now, key, "timeout");
                 }
             }

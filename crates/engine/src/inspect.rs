@@ -80,7 +80,7 @@ impl Engine {
                         id: self
                             .subs
                             .get(key)
-                            .map(|s| s.id.to_string())
+                            .map(|s| s.id().to_string())
                             .unwrap_or_default(),
                     },
                 },

@@ -7,7 +7,7 @@ use crate::engine::{canonical_resource, Engine, Expiry, NotifyCtx, Req};
 use crate::net::{Transmit, Transport};
 use crate::package::{Reject, Rendered};
 use crate::store::StoreOp;
-use crate::subscription::{sub_id, SubKey, Subscription};
+use crate::subscription::{sub_id, DialogText, SubKey, Subscription};
 use crate::time::Time;
 use sip::{HeaderName, Method, RequestWriter};
 use std::net::{IpAddr, SocketAddr};
@@ -104,7 +104,7 @@ impl Engine {
             s.remote_cseq = cseq.seq;
             s.source = cx.from;
             if let Some(c) = &contact {
-                s.remote_target = c.uri.into();
+                s.set_remote_target(c.uri);
             }
             let new = (s.expires_at, Expiry::Subscription(key));
             let rec = s.to_record();
@@ -159,33 +159,32 @@ impl Engine {
             .collect();
         let local_tag = self.rng.token();
         let granted = requested.min(limits.max);
-        let id = sub_id(call_id, &local_tag, remote_tag, package, event.id);
         let our_contact = contact_of(cx.from.local, cx.from.transport);
         let order = self.next_order();
-        let mut sub = Subscription {
-            id: id.into(),
+        let dialog = DialogText {
+            call_id,
+            local_tag: &local_tag,
+            remote_tag,
             package,
-            resource: self.intern(&resource),
-            event_id: event.id.map(Into::into),
-            call_id: call_id.into(),
-            local_tag: local_tag.as_str().into(),
-            remote_tag: remote_tag.into(),
-            local_uri: to.uri.into(),
-            remote_uri: from.uri.into(),
-            remote_target: contact.uri.into(),
+            event_id: event.id,
+            local_uri: to.uri,
+            remote_uri: from.uri,
+            remote_target: contact.uri,
+        };
+        let resource_name = self.intern(&resource);
+        let expires_at = now.plus_secs(granted.into());
+        let mut sub = Subscription::new(
+            dialog,
+            package,
+            resource_name,
             route_set,
-            local_cseq: 0,
-            remote_cseq: cseq.seq,
-            expires_at: now.plus_secs(granted.into()),
-            changed_at: now,
-            last_notify_at: now,
-            source: cx.from,
+            cseq.seq,
+            now,
+            expires_at,
+            cx.from,
             data,
             order,
-            in_flight: false,
-            dirty: false,
-            ending: None,
-        };
+        );
         if requested == 0 {
             // A fetch: one NOTIFY with the state, nothing kept (RFC 6665 §4.4.3).
             self.respond(
@@ -201,6 +200,7 @@ impl Engine {
             sub.ending = Some("timeout");
             let key = self.subs.insert(sub);
             self.send_notify(now, key);
+            self.gc_resource(&resource);
             return Ok(());
         }
         self.refresh_shared_cache(&resource);
@@ -252,7 +252,7 @@ impl Engine {
         }
         let resource = s.resource.to_string();
         let source = s.source.remote.ip();
-        let id = s.id.to_string();
+        let id = s.id().to_string();
         self.expiries
             .remove(&(s.expires_at, Expiry::Subscription(key)));
         self.uncount_subscription(source);
@@ -292,7 +292,7 @@ impl Engine {
         let failed = code.is_none_or(ends_subscription);
         if failed {
             // The watcher is gone: no final NOTIFY (it would fail the same way).
-            debug!(sub = %s.id, ?code, "NOTIFY failed; subscription removed");
+            debug!(sub = %s.id(), ?code, "NOTIFY failed; subscription removed");
             let resource = self.forget_subscription(ctx.sub);
             self.subs.remove(ctx.sub);
             if let Some(r) = resource {
@@ -342,7 +342,7 @@ impl Engine {
         // on with the next one in the watcher's dialog.
         if terminal.is_none() {
             let op = StoreOp::SetNotifyCSeq {
-                id: s.id.to_string(),
+                id: s.id().to_string(),
                 cseq: s.local_cseq,
                 at: now,
             };
@@ -405,11 +405,11 @@ fn build_notify(rec: &Subscription, branch: &str, state: &str, rendered: &Render
         .is_some_and(|r| !route_uri(r).contains(";lr"));
     let (request_uri, routes): (&str, Vec<&str>) = if strict {
         let mut rest: Vec<&str> = rec.route_set[1..].iter().map(|r| &**r).collect();
-        rest.push(&rec.remote_target);
+        rest.push(rec.remote_target());
         (route_uri(&rec.route_set[0]), rest)
     } else {
         (
-            &rec.remote_target,
+            rec.remote_target(),
             rec.route_set.iter().map(|r| &**r).collect(),
         )
     };
@@ -417,7 +417,7 @@ fn build_notify(rec: &Subscription, branch: &str, state: &str, rendered: &Render
         .route_set
         .first()
         .map(|r| route_uri(r))
-        .unwrap_or(&rec.remote_target);
+        .unwrap_or(rec.remote_target());
     // Over TCP the NOTIFY reuses the subscriber's connection; a next hop we
     // cannot read as an address falls back to where the SUBSCRIBE came from.
     let (remote, transport) = match uri_addr(next_hop) {
@@ -449,17 +449,17 @@ fn build_notify(rec: &Subscription, branch: &str, state: &str, rendered: &Render
     let w = w
         .header_with(HeaderName::From, |b| {
             b.push(b'<');
-            b.extend_from_slice(rec.local_uri.as_bytes());
+            b.extend_from_slice(rec.local_uri().as_bytes());
             b.extend_from_slice(b">;tag=");
-            b.extend_from_slice(rec.local_tag.as_bytes());
+            b.extend_from_slice(rec.local_tag().as_bytes());
         })
         .header_with(HeaderName::To, |b| {
             b.push(b'<');
-            b.extend_from_slice(rec.remote_uri.as_bytes());
+            b.extend_from_slice(rec.remote_uri().as_bytes());
             b.extend_from_slice(b">;tag=");
-            b.extend_from_slice(rec.remote_tag.as_bytes());
+            b.extend_from_slice(rec.remote_tag().as_bytes());
         })
-        .header(HeaderName::CallId, &rec.call_id)
+        .header(HeaderName::CallId, rec.call_id())
         .header_with(HeaderName::CSeq, |b| {
             b.extend_from_slice(rec.local_cseq.to_string().as_bytes());
             b.extend_from_slice(b" NOTIFY");
@@ -467,7 +467,7 @@ fn build_notify(rec: &Subscription, branch: &str, state: &str, rendered: &Render
         .header(HeaderName::Contact, &contact_of(local, transport))
         .header_with(HeaderName::Event, |b| {
             b.extend_from_slice(rec.package.as_bytes());
-            if let Some(id) = rec.event_id.as_deref() {
+            if let Some(id) = rec.event_id() {
                 b.extend_from_slice(b";id=");
                 b.extend_from_slice(id.as_bytes());
             }

@@ -54,18 +54,30 @@ pub(crate) fn sub_id(
     s
 }
 
+/// The texts of a subscription's dialog, borrowed, to build one from.
+pub(crate) struct DialogText<'a> {
+    pub(crate) call_id: &'a str,
+    pub(crate) local_tag: &'a str,
+    pub(crate) remote_tag: &'a str,
+    pub(crate) package: &'a str,
+    pub(crate) event_id: Option<&'a str>,
+    pub(crate) local_uri: &'a str,
+    pub(crate) remote_uri: &'a str,
+    pub(crate) remote_target: &'a str,
+}
+
 /// A subscription: live, or ending (its final NOTIFY still to be sent).
+///
+/// Its strings live end to end in one allocation: the id (which is itself
+/// call-id, tags, package and event id joined), then the local URI, the
+/// remote URI and the remote target, with `ends` marking where each stops.
 pub(crate) struct Subscription {
-    pub(crate) id: Box<str>,
+    text: Box<str>,
+    /// Ends of: call-id, local tag, remote tag, package, event id, the id
+    /// (with its last separator), local URI, remote URI.
+    ends: [u32; 8],
     pub(crate) package: &'static str,
     pub(crate) resource: Arc<str>,
-    pub(crate) event_id: Option<Box<str>>,
-    pub(crate) call_id: Box<str>,
-    pub(crate) local_tag: Box<str>,
-    pub(crate) remote_tag: Box<str>,
-    pub(crate) local_uri: Box<str>,
-    pub(crate) remote_uri: Box<str>,
-    pub(crate) remote_target: Box<str>,
     pub(crate) route_set: Box<[Box<str>]>,
     pub(crate) local_cseq: u32,
     pub(crate) remote_cseq: u32,
@@ -84,7 +96,119 @@ pub(crate) struct Subscription {
     pub(crate) ending: Option<&'static str>,
 }
 
+fn pack(d: &DialogText<'_>) -> (Box<str>, [u32; 8]) {
+    let id = sub_id(d.call_id, d.local_tag, d.remote_tag, d.package, d.event_id);
+    let mut text = String::with_capacity(
+        id.len() + d.local_uri.len() + d.remote_uri.len() + d.remote_target.len(),
+    );
+    let mut ends = [0u32; 8];
+    // Offsets fit: a message is at most a few MiB (the shell's limit).
+    let at = |t: &String| u32::try_from(t.len()).unwrap_or(u32::MAX);
+    for (i, part) in [
+        d.call_id,
+        d.local_tag,
+        d.remote_tag,
+        d.package,
+        d.event_id.unwrap_or(""),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        text.push_str(part);
+        ends[i] = at(&text);
+        text.push('\u{1f}');
+    }
+    ends[5] = at(&text);
+    text.push_str(d.local_uri);
+    ends[6] = at(&text);
+    text.push_str(d.remote_uri);
+    ends[7] = at(&text);
+    text.push_str(d.remote_target);
+    (text.into_boxed_str(), ends)
+}
+
 impl Subscription {
+    /// A new subscription of a dialog; the rest is filled by the caller.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        dialog: DialogText<'_>,
+        package: &'static str,
+        resource: Arc<str>,
+        route_set: Box<[Box<str>]>,
+        remote_cseq: u32,
+        now: Time,
+        expires_at: Time,
+        source: Source,
+        data: SubData,
+        order: u64,
+    ) -> Subscription {
+        let (text, ends) = pack(&dialog);
+        Subscription {
+            text,
+            ends,
+            package,
+            resource,
+            route_set,
+            local_cseq: 0,
+            remote_cseq,
+            expires_at,
+            changed_at: now,
+            last_notify_at: now,
+            source,
+            data,
+            order,
+            in_flight: false,
+            dirty: false,
+            ending: None,
+        }
+    }
+
+    fn slice(&self, from: usize, to: usize) -> &str {
+        let (a, b) = (from, to.min(self.text.len()));
+        self.text.get(a..b).unwrap_or("")
+    }
+    fn part(&self, i: usize) -> &str {
+        let from = if i == 0 {
+            0
+        } else {
+            self.ends[i - 1] as usize + 1
+        };
+        self.slice(from, self.ends[i] as usize)
+    }
+    /// The store's key.
+    pub(crate) fn id(&self) -> &str {
+        self.slice(0, self.ends[5] as usize)
+    }
+    pub(crate) fn call_id(&self) -> &str {
+        self.part(0)
+    }
+    pub(crate) fn local_tag(&self) -> &str {
+        self.part(1)
+    }
+    pub(crate) fn remote_tag(&self) -> &str {
+        self.part(2)
+    }
+    pub(crate) fn event_id(&self) -> Option<&str> {
+        Some(self.part(4)).filter(|e| !e.is_empty())
+    }
+    pub(crate) fn local_uri(&self) -> &str {
+        self.slice(self.ends[5] as usize, self.ends[6] as usize)
+    }
+    pub(crate) fn remote_uri(&self) -> &str {
+        self.slice(self.ends[6] as usize, self.ends[7] as usize)
+    }
+    pub(crate) fn remote_target(&self) -> &str {
+        self.slice(self.ends[7] as usize, self.text.len())
+    }
+
+    /// A refresh named a new Contact.
+    pub(crate) fn set_remote_target(&mut self, target: &str) {
+        let mut t = String::with_capacity(self.ends[7] as usize + target.len());
+        t.push_str(self.slice(0, self.ends[7] as usize));
+        t.push_str(target);
+        self.text = t.into_boxed_str();
+    }
+
     /// From a stored record (`package` and `resource` already interned).
     pub(crate) fn from_record(
         rec: SubscriptionRecord,
@@ -93,17 +217,22 @@ impl Subscription {
         data: SubData,
         order: u64,
     ) -> Subscription {
+        let dialog = DialogText {
+            call_id: &rec.call_id,
+            local_tag: &rec.local_tag,
+            remote_tag: &rec.remote_tag,
+            package,
+            event_id: rec.event_id.as_deref(),
+            local_uri: &rec.local_uri,
+            remote_uri: &rec.remote_uri,
+            remote_target: &rec.remote_target,
+        };
+        let (text, ends) = pack(&dialog);
         Subscription {
-            id: rec.id.into(),
+            text,
+            ends,
             package,
             resource,
-            event_id: rec.event_id.map(Into::into),
-            call_id: rec.call_id.into(),
-            local_tag: rec.local_tag.into(),
-            remote_tag: rec.remote_tag.into(),
-            local_uri: rec.local_uri.into(),
-            remote_uri: rec.remote_uri.into(),
-            remote_target: rec.remote_target.into(),
             route_set: rec.route_set.into_iter().map(Into::into).collect(),
             local_cseq: rec.local_cseq,
             remote_cseq: rec.remote_cseq,
@@ -122,16 +251,16 @@ impl Subscription {
     /// The record the store keeps.
     pub(crate) fn to_record(&self) -> SubscriptionRecord {
         SubscriptionRecord {
-            id: self.id.to_string(),
+            id: self.id().to_string(),
             package: self.package.to_string(),
             resource: self.resource.to_string(),
-            event_id: self.event_id.as_deref().map(str::to_string),
-            call_id: self.call_id.to_string(),
-            local_tag: self.local_tag.to_string(),
-            remote_tag: self.remote_tag.to_string(),
-            local_uri: self.local_uri.to_string(),
-            remote_uri: self.remote_uri.to_string(),
-            remote_target: self.remote_target.to_string(),
+            event_id: self.event_id().map(str::to_string),
+            call_id: self.call_id().to_string(),
+            local_tag: self.local_tag().to_string(),
+            remote_tag: self.remote_tag().to_string(),
+            local_uri: self.local_uri().to_string(),
+            remote_uri: self.remote_uri().to_string(),
+            remote_target: self.remote_target().to_string(),
             route_set: self.route_set.iter().map(|r| r.to_string()).collect(),
             local_cseq: self.local_cseq,
             last_notify_at: self.last_notify_at,
@@ -149,10 +278,14 @@ struct Slot {
     sub: Option<Subscription>,
 }
 
+/// Slots come in chunks of this many, so growing never copies the slots
+/// already there nor leaves half a doubled vector empty.
+const CHUNK: usize = 4096;
+
 /// Every subscription, by key and by id.
 #[derive(Default)]
 pub(crate) struct Subscriptions {
-    slots: Vec<Slot>,
+    chunks: Vec<Vec<Slot>>,
     free: Vec<u32>,
     /// Hash of the id → key; the rare id whose hash is taken goes to
     /// `collisions` (a map with a random hasher, so crafted ids cannot pile
@@ -168,24 +301,48 @@ fn id_hash(id: &str) -> u64 {
 }
 
 impl Subscriptions {
+    fn slot(&self, i: usize) -> Option<&Slot> {
+        self.chunks.get(i / CHUNK)?.get(i % CHUNK)
+    }
+    fn slot_mut(&mut self, i: usize) -> Option<&mut Slot> {
+        self.chunks.get_mut(i / CHUNK)?.get_mut(i % CHUNK)
+    }
+
     pub(crate) fn insert(&mut self, sub: Subscription) -> SubKey {
-        let h = id_hash(&sub.id);
-        let id = sub.id.clone();
+        let h = id_hash(sub.id());
+        let id: Box<str> = sub.id().into();
         let key = match self.free.pop() {
-            Some(slot) => {
-                let s = &mut self.slots[slot as usize];
-                s.sub = Some(sub);
-                SubKey::new(slot, s.gen)
-            }
-            None => {
-                let slot = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
-                self.slots.push(Slot {
-                    gen: 0,
-                    sub: Some(sub),
-                });
-                SubKey::new(slot, 0)
-            }
+            Some(i) => match self.slot_mut(i as usize) {
+                Some(s) => {
+                    s.sub = Some(sub);
+                    SubKey::new(i, s.gen)
+                }
+                // Free slots always exist; this arm only keeps the code total.
+                None => return self.push(sub, h, id),
+            },
+            None => return self.push(sub, h, id),
         };
+        self.index(h, id, key);
+        key
+    }
+
+    fn push(&mut self, sub: Subscription, h: u64, id: Box<str>) -> SubKey {
+        if self.chunks.last().is_none_or(|c| c.len() == CHUNK) {
+            self.chunks.push(Vec::with_capacity(CHUNK));
+        }
+        let i = (self.chunks.len() - 1) * CHUNK + self.chunks.last().map_or(0, Vec::len);
+        if let Some(c) = self.chunks.last_mut() {
+            c.push(Slot {
+                gen: 0,
+                sub: Some(sub),
+            });
+        }
+        let key = SubKey::new(u32::try_from(i).unwrap_or(u32::MAX), 0);
+        self.index(h, id, key);
+        key
+    }
+
+    fn index(&mut self, h: u64, id: Box<str>, key: SubKey) {
         match self.by_hash.get(&h) {
             Some(_) => {
                 self.collisions.insert(id, key);
@@ -194,11 +351,10 @@ impl Subscriptions {
                 self.by_hash.insert(h, key);
             }
         }
-        key
     }
 
     pub(crate) fn get(&self, key: SubKey) -> Option<&Subscription> {
-        let s = self.slots.get(key.slot())?;
+        let s = self.slot(key.slot())?;
         if s.gen != key.gen() {
             return None;
         }
@@ -206,7 +362,7 @@ impl Subscriptions {
     }
 
     pub(crate) fn get_mut(&mut self, key: SubKey) -> Option<&mut Subscription> {
-        let s = self.slots.get_mut(key.slot())?;
+        let s = self.slot_mut(key.slot())?;
         if s.gen != key.gen() {
             return None;
         }
@@ -214,25 +370,25 @@ impl Subscriptions {
     }
 
     pub(crate) fn remove(&mut self, key: SubKey) -> Option<Subscription> {
-        let slot = self.slots.get_mut(key.slot())?;
+        let slot = self.slot_mut(key.slot())?;
         if slot.gen != key.gen() {
             return None;
         }
         let sub = slot.sub.take()?;
         slot.gen = slot.gen.wrapping_add(1);
         self.free.push(key.slot() as u32);
-        let h = id_hash(&sub.id);
+        let h = id_hash(sub.id());
         if self.by_hash.get(&h) == Some(&key) {
             self.by_hash.remove(&h);
         } else {
-            self.collisions.remove(&sub.id);
+            self.collisions.remove(sub.id());
         }
         Some(sub)
     }
 
     pub(crate) fn find(&self, id: &str) -> Option<SubKey> {
         if let Some(&k) = self.by_hash.get(&id_hash(id)) {
-            if self.get(k).is_some_and(|s| &*s.id == id) {
+            if self.get(k).is_some_and(|s| s.id() == id) {
                 return Some(k);
             }
         }
@@ -240,11 +396,15 @@ impl Subscriptions {
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = (SubKey, &Subscription)> {
-        self.slots.iter().enumerate().filter_map(|(i, s)| {
-            s.sub
-                .as_ref()
-                .map(|sub| (SubKey::new(i as u32, s.gen), sub))
-        })
+        self.chunks
+            .iter()
+            .flatten()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                s.sub
+                    .as_ref()
+                    .map(|sub| (SubKey::new(i as u32, s.gen), sub))
+            })
     }
 }
 
@@ -253,13 +413,13 @@ mod tests {
     use super::*;
     use crate::net::Transport;
 
-    fn sub(id: &str) -> Subscription {
+    fn sub(call_id: &str) -> Subscription {
         let rec = SubscriptionRecord {
-            id: id.into(),
+            id: String::new(),
             package: "call-info".into(),
             resource: "sip:a@b".into(),
             event_id: None,
-            call_id: "c".into(),
+            call_id: call_id.into(),
             local_tag: "l".into(),
             remote_tag: "r".into(),
             local_uri: "sip:a@b".into(),
@@ -282,45 +442,73 @@ mod tests {
         Subscription::from_record(rec, "call-info", "sip:a@b".into(), SubData::None, 0)
     }
 
+    fn id(call_id: &str) -> String {
+        sub_id(call_id, "l", "r", "call-info", None)
+    }
+
     #[test]
     fn keys_are_not_reused_by_the_next_tenant() {
         let mut subs = Subscriptions::default();
         let a = subs.insert(sub("a"));
-        assert_eq!(subs.find("a"), Some(a));
+        assert_eq!(subs.find(&id("a")), Some(a));
         assert!(subs.remove(a).is_some());
         let b = subs.insert(sub("b"));
         assert_ne!(a, b, "same slot, new generation");
         assert!(subs.get(a).is_none());
         assert!(subs.remove(a).is_none());
-        assert_eq!(subs.find("a"), None);
-        assert_eq!(subs.find("b"), Some(b));
-        assert_eq!(&*subs.get(b).unwrap().id, "b");
+        assert_eq!(subs.find(&id("a")), None);
+        assert_eq!(subs.find(&id("b")), Some(b));
+        assert_eq!(subs.get(b).unwrap().call_id(), "b");
     }
 
     #[test]
-    fn record_round_trip() {
-        let s = sub("x");
+    fn record_round_trip_and_packed_texts() {
+        let mut s = sub("x");
         let rec = s.to_record();
+        assert_eq!(rec.id, id("x"));
+        assert_eq!(rec.local_tag, "l");
+        assert_eq!(rec.remote_tag, "r");
+        assert_eq!(rec.local_uri, "sip:a@b");
+        assert_eq!(rec.remote_uri, "sip:w@b");
+        assert_eq!(rec.remote_target, "sip:w@127.0.0.1");
+        assert_eq!(rec.event_id, None);
         let back =
             Subscription::from_record(rec.clone(), "call-info", "sip:a@b".into(), SubData::None, 0);
         assert_eq!(back.to_record(), rec);
+        s.set_remote_target("sip:w@10.0.0.1:5070");
+        assert_eq!(s.remote_target(), "sip:w@10.0.0.1:5070");
+        assert_eq!(s.remote_uri(), "sip:w@b");
+        assert_eq!(s.id(), rec.id);
     }
 
     #[test]
-    fn many_ids_all_found() {
+    fn event_id_is_kept() {
+        let mut rec = sub("y").to_record();
+        rec.event_id = Some("7".into());
+        let s = Subscription::from_record(rec, "call-info", "sip:a@b".into(), SubData::None, 0);
+        assert_eq!(s.event_id(), Some("7"));
+        assert_eq!(s.id(), sub_id("y", "l", "r", "call-info", Some("7")));
+    }
+
+    #[test]
+    fn many_ids_all_found_across_chunks() {
         let mut subs = Subscriptions::default();
-        let keys: Vec<_> = (0..10_000)
-            .map(|i| subs.insert(sub(&format!("id{i}"))))
-            .collect();
+        let n = 3 * CHUNK + 17;
+        let keys: Vec<_> = (0..n).map(|i| subs.insert(sub(&format!("c{i}")))).collect();
         for (i, k) in keys.iter().enumerate() {
-            assert_eq!(subs.find(&format!("id{i}")), Some(*k));
+            assert_eq!(subs.find(&id(&format!("c{i}"))), Some(*k));
         }
         for k in keys.iter().step_by(2) {
             subs.remove(*k);
         }
         for (i, k) in keys.iter().enumerate() {
-            let found = subs.find(&format!("id{i}"));
-            assert_eq!(found, (i % 2 == 1).then_some(*k));
+            assert_eq!(subs.find(&id(&format!("c{i}"))), (i % 2 == 1).then_some(*k));
         }
+        assert_eq!(subs.iter().count(), n / 2);
+        // Freed slots are reused before new chunks are added.
+        let again: Vec<_> = (0..n / 2 + 1)
+            .map(|i| subs.insert(sub(&format!("d{i}"))))
+            .collect();
+        assert!(again.iter().all(|k| k.slot() < n));
     }
 }

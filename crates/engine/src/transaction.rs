@@ -170,6 +170,15 @@ struct ServerEntry {
     timer: (Time, u64),
 }
 
+/// A burst (100k phones re-registering after an outage) grows a table that
+/// then sits mostly empty: give the memory back once it is under a quarter
+/// used, keeping room to double.
+fn give_back<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
+    if map.capacity() > 4096 && map.len() < map.capacity() / 4 {
+        map.shrink_to(map.len() * 2);
+    }
+}
+
 /// All server transactions.
 pub struct ServerTransactions {
     timers: Timers,
@@ -253,6 +262,7 @@ impl ServerTransactions {
         while let Some(id) = self.deadlines.pop_due(now) {
             self.entries.remove(&id);
         }
+        give_back(&mut self.entries);
     }
     /// The next deadline.
     pub fn next_timeout(&self) -> Option<Time> {
@@ -423,6 +433,7 @@ impl<C: Clone> ClientTransactions<C> {
             }
             entry.slot = self.deadlines.insert(entry.due(), id);
         }
+        give_back(&mut self.entries);
     }
     /// The next deadline.
     pub fn next_timeout(&self) -> Option<Time> {
