@@ -63,6 +63,7 @@ fuzz_target!(|data: &[u8]| {
     for stream in [false, true] {
         if let Ok(m) = parse(data, stream) {
             touch(&m);
+            typed(m);
         }
     }
 });
@@ -100,4 +101,24 @@ fn iterators(m: &Message<'_>) {
     if let Ok(Some(c)) = m.content_type() {
         let _ = walk(c.params);
     }
+}
+
+/// The single-pass typed parse: its check and remembered values must be
+/// those of the lazy path.
+fn typed(m: Message<'_>) {
+    let p = sip::Parsed::new(m.clone());
+    assert_eq!(p.check(), check_request(&m));
+    assert_eq!(p.via(), m.via());
+    assert_eq!((p.from(), p.to()), (m.from(), m.to()));
+    assert_eq!((p.call_id(), p.cseq()), (m.call_id(), m.cseq()));
+    assert_eq!(
+        (p.expires(), p.max_forwards()),
+        (m.expires(), m.max_forwards())
+    );
+    assert_eq!((p.event(), p.content_type()), (m.event(), m.content_type()));
+    assert!(p.vias_iter().eq(m.vias_iter()));
+    assert!(p.contacts_iter().eq(m.contacts_iter()));
+    assert!(p.routes_iter().eq(m.routes_iter()));
+    assert!(p.record_routes_iter().eq(m.record_routes_iter()));
+    assert!(p.call_info_iter().eq(m.call_info_iter()));
 }

@@ -103,6 +103,35 @@ impl Engine {
             .map(|(_, s)| s.to_record())
     }
 
+    /// Live subscriptions (all packages) on one line.
+    pub fn watcher_count(&self, resource: &str) -> usize {
+        self.resources.get(resource).map_or(0, |r| r.subs.len())
+    }
+
+    /// The live subscriptions on one line, as the store keeps them.
+    pub fn line_subscriptions(&self, resource: &str) -> Vec<SubscriptionRecord> {
+        let Some(r) = self.resources.get(resource) else { return Vec::new() };
+        r.subs.iter().filter_map(|k| self.subs.get(*k)).map(|s| s.to_record()).collect()
+    }
+
+    /// Live subscriptions per package, without copying any record.
+    pub fn subscription_counts(&self) -> Vec<(&'static str, usize)> {
+        let mut counts: Vec<(&'static str, usize)> = self.packages.iter().map(|p| (p.name(), 0)).collect();
+        for (_, s) in self.subs.iter().filter(|(_, s)| s.ending.is_none()) {
+            if let Some(c) = counts.iter_mut().find(|(n, _)| *n == s.package) {
+                c.1 += 1;
+            }
+        }
+        counts
+    }
+
+    /// The final status of a subscription's last completed NOTIFY (408 when
+    /// it got no answer); `None` if it has none yet or is unknown.
+    pub fn last_notify_status(&self, id: &str) -> Option<u16> {
+        let s = self.subs.get(self.subs.find(id)?)?;
+        Some(s.last_status).filter(|c| *c != 0)
+    }
+
     /// NOTIFY transactions and server transactions open now.
     pub fn open_transactions(&self) -> (usize, usize) {
         (self.server_tx.len(), self.client_tx.len())

@@ -289,6 +289,7 @@ impl Engine {
             return;
         };
         s.in_flight = false;
+        s.last_status = code.unwrap_or(408);
         let failed = code.is_none_or(ends_subscription);
         if failed {
             // The watcher is gone: no final NOTIFY (it would fail the same way).

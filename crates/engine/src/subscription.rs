@@ -94,6 +94,8 @@ pub(crate) struct Subscription {
     pub(crate) dirty: bool,
     /// The subscription is over; send `terminated;reason=...` once nothing is in flight.
     pub(crate) ending: Option<&'static str>,
+    /// The final status of its last completed NOTIFY (408: no answer; 0: none yet).
+    pub(crate) last_status: u16,
 }
 
 fn pack(d: &DialogText<'_>) -> (Box<str>, [u32; 8]) {
@@ -160,6 +162,7 @@ impl Subscription {
             in_flight: false,
             dirty: false,
             ending: None,
+            last_status: 0,
         }
     }
 
@@ -245,6 +248,7 @@ impl Subscription {
             in_flight: false,
             dirty: false,
             ending: None,
+            last_status: 0,
         }
     }
 

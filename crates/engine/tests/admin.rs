@@ -130,3 +130,25 @@ fn counters_move_by_what_happened() {
     h.input(w.src(), &reply(&n[0], 481));
     assert_eq!(h.engine.stats().notifies_failed, 1);
 }
+
+#[test]
+fn per_line_views_and_last_notify_status() {
+    let mut h = Harness::new();
+    let mut w = Phone::new(7000);
+    watch(&mut h, &mut w);
+    let mut w2 = Phone::new(7001);
+    let req = w2.subscribe(LINE, "call-info", Some(600), "");
+    h.input(w2.src(), &req);
+    let out = sent(h.take_to(addr(7001)));
+    assert_eq!(h.engine.watcher_count(LINE), 2);
+    assert_eq!(h.engine.watcher_count("sip:nobody@example.com"), 0);
+    assert_eq!(h.engine.line_subscriptions(LINE).len(), 2);
+    assert_eq!(h.engine.subscription_counts(), vec![("call-info", 2), ("line-seize", 0)]);
+    let id1 = h.engine.line_subscriptions(LINE).into_iter().find(|s| s.call_id == w.call_id).unwrap().id;
+    let id2 = h.engine.line_subscriptions(LINE).into_iter().find(|s| s.call_id == w2.call_id).unwrap().id;
+    assert_eq!(h.engine.last_notify_status(&id1), Some(200));
+    assert_eq!(h.engine.last_notify_status(&id2), None, "its first NOTIFY is unanswered");
+    h.input(w2.src(), &reply(&out[1], 500));
+    assert_eq!(h.engine.last_notify_status(&id2), Some(500));
+    h.advance(600_000);
+}

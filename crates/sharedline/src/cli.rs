@@ -68,6 +68,10 @@ pub struct ServeArgs {
     /// tracing directive list. Default: RUST_LOG, else the config file, else info.
     #[arg(long, value_name = "LEVEL")]
     pub log: Option<String>,
+    /// Serve the HTTP API, metrics and live page on `HOST:PORT` (off unless
+    /// given here or in the config file's `[http]` table; port 0 lets the OS choose).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub http: Option<SocketAddr>,
 }
 
 /// One listener: a transport and the address to bind.

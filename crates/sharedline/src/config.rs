@@ -41,6 +41,8 @@ pub struct Settings {
     pub limits: Limits,
     /// What the engine is told.
     pub engine: engine::Config,
+    /// The HTTP interface, if enabled.
+    pub http: Option<crate::http::HttpSettings>,
 }
 
 /// Limits the shell enforces before the engine sees a byte.
@@ -134,6 +136,15 @@ struct FileConfig {
     policy: FilePolicy,
     #[serde(default)]
     packages: BTreeMap<String, FilePackage>,
+    http: Option<FileHttp>,
+}
+
+/// `[http]`: present means enabled (on loopback unless `listen` says otherwise).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileHttp {
+    listen: Option<String>,
+    token: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -355,7 +366,32 @@ impl Settings {
             config.package_limits.insert(name.clone(), limits);
         }
 
+        let http = match (args.http, &file.http) {
+            (None, None) => None,
+            (flag, section) => {
+                let section = section.as_ref();
+                let listen = match (flag, section.and_then(|h| h.listen.as_deref())) {
+                    (Some(addr), _) => addr,
+                    (None, Some(s)) => s.parse().map_err(|e| {
+                        invalid("http.listen", format!("expected HOST:PORT, got `{s}`: {e}"))
+                    })?,
+                    (None, None) => crate::http::DEFAULT_LISTEN,
+                };
+                let token = match section.and_then(|h| h.token.clone()) {
+                    Some(t) if t.trim().is_empty() || t.chars().any(char::is_whitespace) => {
+                        return Err(invalid(
+                            "http.token",
+                            "must be non-empty and contain no whitespace".into(),
+                        ))
+                    }
+                    t => t,
+                };
+                Some(crate::http::HttpSettings { listen, token })
+            }
+        };
+
         Ok(Settings {
+            http,
             listeners,
             store,
             log,
@@ -650,6 +686,39 @@ default_expires = 15
             package_limits(&only_min, line_seize).unwrap(),
             ExpiresLimits { min: 5, max: 15, default: 15 }
         );
+    }
+
+    #[test]
+    fn http_is_off_unless_asked_and_defaults_to_loopback() {
+        assert!(Settings::resolve(&ServeArgs::default(), None)
+            .unwrap()
+            .http
+            .is_none());
+        let (_f, args) = with_file("[http]\ntoken = \"abc\"\n");
+        let h = Settings::resolve(&args, None)
+            .unwrap()
+            .http
+            .expect("enabled by [http]");
+        assert_eq!(h.listen, crate::http::DEFAULT_LISTEN);
+        assert!(h.listen.ip().is_loopback());
+        assert_eq!(h.token.as_deref(), Some("abc"));
+        assert!(!format!("{h:?}").contains("abc"), "the token is not logged");
+        // The flag wins over the file's address and keeps its token.
+        let (_f, mut args) = with_file("[http]\nlisten = \"127.0.0.1:9000\"\ntoken = \"abc\"\n");
+        args.http = Some("127.0.0.1:0".parse().unwrap());
+        let h = Settings::resolve(&args, None).unwrap().http.unwrap();
+        assert_eq!(h.listen.port(), 0);
+        assert_eq!(h.token.as_deref(), Some("abc"));
+        for (toml, needle) in [
+            ("[http]\nlisten = \"localhost\"\n", "http.listen"),
+            ("[http]\ntoken = \"\"\n", "http.token"),
+            ("[http]\ntoken = \"a b\"\n", "http.token"),
+            ("[http]\nport = 1\n", "port"),
+        ] {
+            let (_f, args) = with_file(toml);
+            let err = Settings::resolve(&args, None).expect_err(toml).to_string();
+            assert!(err.contains(needle), "{toml:?}: {err}");
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - [`transport`]: UDP receive loops and TCP connections (framing,
 //!   keep-alives, limits); they talk to the engine task only.
 //! - [`store`]: the durable store (SQLite or memory) on its own thread.
+//! - [`http`]: the optional HTTP interface: JSON API, metrics, live page.
 //! - [`client`]: `watch`, `publish`, `seize`: a small SIP client for people and scripts.
 //! - [`bench`]: `bench`: the load client and the bare responder.
 //!
@@ -23,6 +24,7 @@ pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod http;
 pub mod server;
 pub mod store;
 pub mod transport;

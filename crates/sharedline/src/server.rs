@@ -55,6 +55,13 @@ pub enum ServerError {
     Runtime(std::io::Error),
     /// The engine task ended by itself (a bug: it panicked).
     Engine(String),
+    /// The HTTP listener could not be bound.
+    HttpBind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        error: std::io::Error,
+    },
 }
 
 impl fmt::Display for ServerError {
@@ -66,6 +73,9 @@ impl fmt::Display for ServerError {
             }
             ServerError::Runtime(e) => write!(f, "cannot start: {e}"),
             ServerError::Engine(why) => write!(f, "engine stopped: {why}"),
+            ServerError::HttpBind { addr, error } => {
+                write!(f, "cannot listen on http:{addr}: {error}")
+            }
         }
     }
 }
@@ -177,6 +187,30 @@ pub async fn serve(settings: Settings, stop: impl Future<Output = ()>) -> Result
             }
         }
     }
+    // HTTP last: its `listening http:` line follows the SIP ones.
+    let http = match &settings.http {
+        Some(h) => {
+            let bind_err = |error| ServerError::HttpBind {
+                addr: h.listen,
+                error,
+            };
+            let listener = TcpListener::bind(h.listen).await.map_err(bind_err)?;
+            let local = listener.local_addr().map_err(bind_err)?;
+            if h.token.is_none() && !local.ip().is_loopback() {
+                tracing::warn!(%local, "HTTP on a non-loopback address without a token: reads are open to all, writes refused");
+            }
+            let (hooks, shared) = crate::http::EngineHooks::new(
+                &mut engine,
+                h.clone(),
+                ctx.inputs.clone(),
+                shutdown.clone(),
+            );
+            lines.push_str(&format!("listening http:{local}\n"));
+            tasks.push(tokio::spawn(crate::http::serve(listener, shared)));
+            Some(hooks)
+        }
+        None => None,
+    };
     for (listener, local) in pending_tcp {
         tasks.push(tokio::spawn(transport::tcp::accept_loop(
             listener,
@@ -195,6 +229,7 @@ pub async fn serve(settings: Settings, stop: impl Future<Output = ()>) -> Result
         conns: HashMap::new(),
         draining: Vec::new(),
         ctx: ctx.clone(),
+        http,
     };
     let mut engine_task = tokio::spawn(task.run(shutdown));
 
@@ -278,6 +313,8 @@ struct EngineTask {
     draining: Vec<ConnId>,
     /// For opening connections.
     ctx: Context,
+    /// The HTTP interface's hooks, when it is enabled.
+    http: Option<crate::http::EngineHooks>,
 }
 
 impl EngineTask {
@@ -330,6 +367,12 @@ impl EngineTask {
                 self.engine.handle_closed(conn);
             }
             Input::Drain(conn) => self.draining.push(conn),
+            Input::Http(call) => {
+                // Calls exist only when the HTTP interface (and so the hooks) does.
+                if let Some(h) = &mut self.http {
+                    h.answer(&mut self.engine, &self.store, call);
+                }
+            }
         }
     }
 
@@ -340,6 +383,9 @@ impl EngineTask {
         if durable > self.acked {
             self.acked = durable;
             self.engine.handle_durable(now(), durable - 1);
+            if let Some(h) = &mut self.http {
+                h.store_durable(durable - 1);
+            }
         }
         let t = now();
         if self.engine.next_timeout().is_some_and(|due| due <= t) {
@@ -347,12 +393,20 @@ impl EngineTask {
         }
         while let Some(out) = self.engine.poll_output() {
             match out {
-                Output::Store(batch) => self.store.submit(batch),
+                Output::Store(batch) => {
+                    if let Some(h) = &mut self.http {
+                        h.store_submitted(batch.seq);
+                    }
+                    self.store.submit(batch)
+                }
                 Output::Transmit(tx) => match tx.transport {
                     Transport::Udp => self.send_udp(tx).await,
                     Transport::Tcp => self.send_tcp(tx),
                 },
             }
+        }
+        if let Some(h) = &mut self.http {
+            h.after_round(&mut self.engine);
         }
         if !self.draining.is_empty() {
             let engine = &self.engine;

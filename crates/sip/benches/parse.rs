@@ -1,16 +1,28 @@
 //! Message-layer cost for the three requests the server sees most, each
-//! measured three ways:
+//! measured in the same run as:
 //! (a) `lines`: only cutting the bytes into lines (a floor for any parser),
 //! (a') `lines_memchr`: the same cut with `memchr` finding each LF,
-//! (b) `parse_check_access`: parse + check_request + every typed accessor,
-//!     lists read through the allocation-free `*_iter` accessors
-//!     (`parse_check_access_vec`: the same through the `Vec` accessors),
+//! `parse_only`: `parse`,
+//! (b) `parse_check_access`: `parse_typed` + `Parsed::check` + every typed
+//!     accessor of `Parsed`, lists read through the allocation-free `*_iter`
+//!     accessors and every parameter list walked in full,
+//!     (`parse_check_access_lazy`: the same on a plain `Message` with
+//!     `check_request`; `parse_check_access_vec`: that with the `Vec`
+//!     accessors),
 //! (c) `write`: building the same request with `RequestWriter` into a reused Vec.
 //!
 //! Run: `cargo bench -p sip --bench parse -- --warm-up-time 1 --measurement-time 3`
+//!
+//! Two more modes of the same binary, for a loaded machine:
+//! `SIP_BENCH_BEST=1` prints the best of 400 batches of 200 calls per case,
+//! and `SIP_BENCH_COUNT=message:case:n` runs one case n times for
+//! `valgrind --tool=callgrind` (instructions per call = difference between
+//! two values of n divided by their difference).
 
-use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use sip::{check_request, parse, HeaderName, Message, Method, NameAddr, RequestWriter};
+use criterion::{black_box, criterion_group, Criterion};
+use sip::{
+    check_request, parse, parse_typed, HeaderName, Message, Method, NameAddr, Parsed, RequestWriter,
+};
 
 const SUBSCRIBE: &[u8] = b"SUBSCRIBE sip:2001@pbx.example.com SIP/2.0\r\n\
 Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-524287-1---7f3a9c1e2b4d;rport\r\n\
@@ -92,11 +104,20 @@ fn split_lines_memchr(b: &[u8]) -> usize {
 }
 
 /// Parse, check, and read every header the server has a typed view of,
-/// through the allocation-free accessors (the server's hot path).
+/// through the allocation-free accessors (the server's hot path): the
+/// single-pass typed parse, `Parsed::check` and `Parsed`'s accessors.
 fn full(b: &[u8]) -> usize {
+    let m = parse_typed(b, false).expect("bench message parses");
+    m.check().expect("bench message is valid");
+    access(&m)
+}
+
+/// The same on a plain `Message`: `parse`, `check_request` and the lazy
+/// accessors of `Message`, which read each header again.
+fn full_lazy(b: &[u8]) -> usize {
     let m = parse(b, false).expect("bench message parses");
     check_request(&m).expect("bench message is valid");
-    access(&m)
+    access_lazy(&m)
 }
 
 /// The same with the `Vec`-returning accessors, for comparison.
@@ -111,66 +132,94 @@ fn len(s: Option<&str>) -> usize {
 }
 
 fn addr(a: &NameAddr<'_>) -> usize {
-    a.uri.len() + len(a.tag())
+    a.uri.len() + len(a.tag()) + len(a.display) + walk(a.params)
 }
 
 /// Every header the issue lists, through the `_iter` accessors; each value
 /// read is folded into the result so none of it can be optimised away.
-fn access(m: &Message<'_>) -> usize {
-    let mut n = 0;
-    for v in m.vias_iter().flatten() {
-        n += len(v.branch) + len(v.received) + v.rport.map_or(0, |p| 1 + p.unwrap_or(0) as usize);
-    }
-    n += m.from().ok().flatten().map_or(0, |a| addr(&a));
-    n += m.to().ok().flatten().map_or(0, |a| addr(&a));
-    n += len(m.call_id().ok().flatten());
-    n += m
-        .cseq()
-        .ok()
-        .flatten()
-        .map_or(0, |c| c.seq as usize + c.method.len());
-    n += m.max_forwards().ok().flatten().unwrap_or(0) as usize;
-    n += m.contacts_iter().flatten().map(|a| addr(&a)).sum::<usize>();
-    n += m
-        .record_routes_iter()
-        .flatten()
-        .map(|a| addr(&a))
-        .sum::<usize>();
-    n += m.routes_iter().flatten().map(|a| addr(&a)).sum::<usize>();
-    n += m.expires().ok().flatten().unwrap_or(0) as usize;
-    n += m.min_expires().ok().flatten().unwrap_or(0) as usize;
-    n += m
-        .event()
-        .ok()
-        .flatten()
-        .map_or(0, |e| e.package.len() + len(e.id));
-    n += m.allow_events_iter().flatten().map(str::len).sum::<usize>();
-    n += m.accept_iter().flatten().map(str::len).sum::<usize>();
-    n += m.content_type().ok().flatten().map_or(0, |c| c.media.len());
-    n += m.content_length().ok().flatten().unwrap_or(0) as usize;
-    n += m.require_iter().flatten().map(str::len).sum::<usize>();
-    n += m.supported_iter().flatten().map(str::len).sum::<usize>();
-    for ci in m.call_info_iter().flatten() {
-        n += ci.uri.len()
-            + len(ci.appearance_index)
-            + len(ci.appearance_state)
-            + len(ci.appearance_uri);
-    }
-    n += len(m.sip_etag().ok().flatten());
-    n += m.sip_if_match_iter().flatten().map(str::len).sum::<usize>();
-    n += m
-        .subscription_state()
-        .ok()
-        .flatten()
-        .map_or(0, |s| s.expires.unwrap_or(0) as usize);
-    n
+/// Parameters are walked in full (every name and value) besides the
+/// named ones, so lazy parameter views cannot skip work.
+macro_rules! access_body {
+    ($m:expr) => {{
+        let m = $m;
+        let mut n = 0;
+        for v in m.vias_iter().flatten() {
+            n += len(v.branch)
+                + len(v.received)
+                + v.rport.map_or(0, |p| 1 + p.unwrap_or(0) as usize)
+                + walk(v.params);
+        }
+        n += m.from().ok().flatten().map_or(0, |a| addr(&a));
+        n += m.to().ok().flatten().map_or(0, |a| addr(&a));
+        n += len(m.call_id().ok().flatten());
+        n += m
+            .cseq()
+            .ok()
+            .flatten()
+            .map_or(0, |c| c.seq as usize + c.method.len());
+        n += m.max_forwards().ok().flatten().unwrap_or(0) as usize;
+        n += m.contacts_iter().flatten().map(|a| addr(&a)).sum::<usize>();
+        n += m
+            .record_routes_iter()
+            .flatten()
+            .map(|a| addr(&a))
+            .sum::<usize>();
+        n += m.routes_iter().flatten().map(|a| addr(&a)).sum::<usize>();
+        n += m.expires().ok().flatten().unwrap_or(0) as usize;
+        n += m.min_expires().ok().flatten().unwrap_or(0) as usize;
+        n += m
+            .event()
+            .ok()
+            .flatten()
+            .map_or(0, |e| e.package.len() + len(e.id) + walk(e.params));
+        n += m.allow_events_iter().flatten().map(str::len).sum::<usize>();
+        n += m.accept_iter().flatten().map(str::len).sum::<usize>();
+        n += m
+            .content_type()
+            .ok()
+            .flatten()
+            .map_or(0, |c| c.media.len() + walk(c.params));
+        n += m.content_length().ok().flatten().unwrap_or(0) as usize;
+        n += m.require_iter().flatten().map(str::len).sum::<usize>();
+        n += m.supported_iter().flatten().map(str::len).sum::<usize>();
+        for ci in m.call_info_iter().flatten() {
+            n += ci.uri.len()
+                + len(ci.appearance_index)
+                + len(ci.appearance_state)
+                + len(ci.appearance_uri)
+                + walk(ci.params);
+        }
+        n += len(m.sip_etag().ok().flatten());
+        n += m.sip_if_match_iter().flatten().map(str::len).sum::<usize>();
+        n += m
+            .subscription_state()
+            .ok()
+            .flatten()
+            .map_or(0, |s| s.expires.unwrap_or(0) as usize);
+        n
+    }};
+}
+
+fn access(m: &Parsed<'_>) -> usize {
+    access_body!(m)
+}
+
+fn access_lazy(m: &Message<'_>) -> usize {
+    access_body!(m)
+}
+
+fn walk(p: sip::Params<'_>) -> usize {
+    p.iter().map(|p| p.name.len() + len(p.value)).sum()
 }
 
 /// [`access`] through the `Vec`-returning accessors.
 fn access_vec(m: &Message<'_>) -> usize {
     let mut n = 0;
     for v in m.vias().unwrap_or_default() {
-        n += len(v.branch) + len(v.received) + v.rport.map_or(0, |p| 1 + p.unwrap_or(0) as usize);
+        n += len(v.branch)
+            + len(v.received)
+            + v.rport.map_or(0, |p| 1 + p.unwrap_or(0) as usize)
+            + walk(v.params);
     }
     n += m.from().ok().flatten().map_or(0, |a| addr(&a));
     n += m.to().ok().flatten().map_or(0, |a| addr(&a));
@@ -190,7 +239,7 @@ fn access_vec(m: &Message<'_>) -> usize {
         .event()
         .ok()
         .flatten()
-        .map_or(0, |e| e.package.len() + len(e.id));
+        .map_or(0, |e| e.package.len() + len(e.id) + walk(e.params));
     for list in [m.allow_events(), m.accept()] {
         n += list
             .unwrap_or_default()
@@ -198,7 +247,11 @@ fn access_vec(m: &Message<'_>) -> usize {
             .map(|s| s.len())
             .sum::<usize>();
     }
-    n += m.content_type().ok().flatten().map_or(0, |c| c.media.len());
+    n += m
+        .content_type()
+        .ok()
+        .flatten()
+        .map_or(0, |c| c.media.len() + walk(c.params));
     n += m.content_length().ok().flatten().unwrap_or(0) as usize;
     for list in [m.require(), m.supported()] {
         n += list
@@ -211,7 +264,8 @@ fn access_vec(m: &Message<'_>) -> usize {
         n += ci.uri.len()
             + len(ci.appearance_index)
             + len(ci.appearance_state)
-            + len(ci.appearance_uri);
+            + len(ci.appearance_uri)
+            + walk(ci.params);
     }
     n += len(m.sip_etag().ok().flatten());
     n += m
@@ -246,6 +300,7 @@ fn bench(c: &mut Criterion) {
         ("notify", NOTIFY),
     ] {
         assert_eq!(full(bytes), full_vec(bytes));
+        assert_eq!(full(bytes), full_lazy(bytes));
         assert_eq!(split_lines(bytes), split_lines_memchr(bytes));
         let mut g = c.benchmark_group(name);
         g.bench_function("lines", |b| b.iter(|| split_lines(black_box(bytes))));
@@ -256,13 +311,14 @@ fn bench(c: &mut Criterion) {
         g.bench_function("parse_check_access_vec", |b| {
             b.iter(|| full_vec(black_box(bytes)))
         });
+        g.bench_function("parse_check_access_lazy", |b| {
+            b.iter(|| full_lazy(black_box(bytes)))
+        });
         g.bench_function("parse_only", |b| {
             b.iter(|| parse(black_box(bytes), false).map(|m| m.headers.len()))
         });
-        let parsed = parse(bytes, false).expect("bench message parses");
-        g.bench_function("check_only", |b| {
-            b.iter(|| check_request(black_box(&parsed)))
-        });
+        let parsed = parse_typed(bytes, false).expect("bench message parses");
+        g.bench_function("check_only", |b| b.iter(|| black_box(&parsed).check()));
         g.bench_function("access_only", |b| b.iter(|| access(black_box(&parsed))));
         let m = parse(bytes, false).expect("bench message parses");
         let headers: Vec<_> = m
@@ -286,5 +342,116 @@ fn bench(c: &mut Criterion) {
     }
 }
 
+/// Run one case `n` times without criterion, for instruction counts:
+/// `SIP_BENCH_COUNT=notify:full:1000 valgrind --tool=callgrind <bench binary>`
+/// (the difference between two values of `n`, divided by their difference,
+/// is the cost of one call).
+fn count(spec: &str) {
+    let mut it = spec.split(':');
+    let (Some(msg), Some(case), Some(n)) = (it.next(), it.next(), it.next()) else {
+        panic!("SIP_BENCH_COUNT=message:case:n");
+    };
+    let n: usize = n.parse().expect("n is a number");
+    let bytes = match msg {
+        "subscribe" => SUBSCRIBE,
+        "publish" => PUBLISH,
+        "notify" => NOTIFY,
+        other => panic!("unknown message {other}"),
+    };
+    let f: fn(&[u8]) -> usize = match case {
+        "lines" => split_lines,
+        "lines_memchr" => split_lines_memchr,
+        "parse_only" => |b| parse(b, false).map_or(0, |m| m.headers.len()),
+        "full" => full,
+        "full_vec" => full_vec,
+        "full_lazy" => full_lazy,
+        "parse_typed" => |b| parse_typed(b, false).map_or(0, |m| m.headers.len()),
+        "check" => |b| parse_typed(b, false).map_or(0, |m| usize::from(m.check().is_ok())),
+        other => panic!("unknown case {other}"),
+    };
+    let mut sum = 0;
+    for _ in 0..n {
+        sum += f(black_box(bytes));
+    }
+    println!("{sum}");
+}
+
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+/// A named case of the benchmark.
+type Case = (&'static str, fn(&[u8]) -> usize);
+
+/// The best of 400 batches of 200 calls, in ns per call, for every case:
+/// on a loaded machine the fastest batch is the one nobody preempted.
+/// `SIP_BENCH_BEST=1 <bench binary>`.
+fn best_batches() {
+    let cases: [Case; 8] = [
+        ("lines", split_lines),
+        ("lines_memchr", split_lines_memchr),
+        ("parse_only", |b| {
+            parse(b, false).map_or(0, |m| m.headers.len())
+        }),
+        ("parse_typed", |b| {
+            parse_typed(b, false).map_or(0, |m| m.headers.len())
+        }),
+        ("parse_typed_check", |b| {
+            parse_typed(b, false).map_or(0, |m| usize::from(m.check().is_ok()))
+        }),
+        ("full", full),
+        ("full_lazy", full_lazy),
+        ("full_vec", full_vec),
+    ];
+    for (name, bytes) in [
+        ("subscribe", SUBSCRIBE),
+        ("publish", PUBLISH),
+        ("notify", NOTIFY),
+    ] {
+        for (case, f) in cases {
+            let mut best = f64::MAX;
+            let mut sink = 0;
+            for _ in 0..400 {
+                let t = std::time::Instant::now();
+                for _ in 0..200 {
+                    sink += f(black_box(bytes));
+                }
+                best = best.min(t.elapsed().as_nanos() as f64 / 200.0);
+            }
+            black_box(sink);
+            println!("{name} {case} {best:.0}");
+        }
+        let m = parse(bytes, false).expect("bench message parses");
+        let headers: Vec<_> = m
+            .headers
+            .iter()
+            .filter(|h| h.name != HeaderName::ContentLength)
+            .map(|h| (h.name, h.value))
+            .collect();
+        let (method, uri) = (
+            m.method().expect("request"),
+            m.request_uri().expect("request"),
+        );
+        let mut out = Vec::with_capacity(2048);
+        let mut best = f64::MAX;
+        for _ in 0..400 {
+            let t = std::time::Instant::now();
+            for _ in 0..200 {
+                write(&mut out, method, uri, black_box(&headers));
+            }
+            best = best.min(t.elapsed().as_nanos() as f64 / 200.0);
+        }
+        println!("{name} write {best:.0}");
+    }
+}
+
+fn main() {
+    if std::env::var("SIP_BENCH_BEST").is_ok() {
+        best_batches();
+        return;
+    }
+    if let Ok(spec) = std::env::var("SIP_BENCH_COUNT") {
+        count(&spec);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -1,12 +1,10 @@
 //! The checks a UAS makes on a request before acting on it (RFC 3261 §8.2),
 //! each failure mapped to the status code and reason phrase to answer with.
 
-use crate::header::{
-    contact as contact_elem, from_value, record_route as record_route_elem, route as route_elem,
-    to_value, value, ContentType, Event, HeaderError, NameAddr, Via,
-};
-use crate::message::{HeaderName, Message, Method, StartLine};
-use crate::text::trim_lws;
+use crate::header::{lists, HeaderError, NameAddr};
+use crate::known::{Index, Known, K};
+use crate::message::{Header, Message, Method, StartLine};
+use crate::scan::Elements;
 use crate::uri::Uri;
 use std::borrow::Cow;
 
@@ -33,7 +31,30 @@ pub struct Invalid {
 /// A method we do not know (`Method::Other`) skips the CSeq method
 /// comparison: the server answers it 501 whatever its CSeq says (RFC 4475
 /// message mismatch02 asks for 501, not 400).
+///
+/// This reads the headers it checks and then drops what it read; a server
+/// that goes on to read them should use [`crate::Parsed::check`], which
+/// gives the same answer from values kept for the accessors.
 pub fn check_request(msg: &Message<'_>) -> Result<(), Invalid> {
+    let method = request_line(msg)?;
+    let index = Index::build(&msg.headers);
+    let known = Known::build(&msg.headers, &index);
+    check_headers(method, &index, &known, &msg.headers)
+}
+
+/// [`check_request`] from headers already read into `known` (the
+/// request line is read here).
+pub(crate) fn check_known(
+    msg: &Message<'_>,
+    index: &Index,
+    known: &Known<'_>,
+) -> Result<(), Invalid> {
+    let method = request_line(msg)?;
+    check_headers(method, index, known, &msg.headers)
+}
+
+/// Version, Request-URI and scheme; the method.
+fn request_line<'a>(msg: &Message<'a>) -> Result<Method<'a>, Invalid> {
     let StartLine::Request {
         method,
         uri,
@@ -58,78 +79,40 @@ pub fn check_request(msg: &Message<'_>) -> Result<(), Invalid> {
     if ruri.headers.is_some() {
         return Err(bad("Request-URI must not carry headers"));
     }
-    // One pass over the header index picks up the single-valued headers
-    // (and whether any repeats) and notes which list headers are present;
-    // each is then read once, in the order that decides which fault is
-    // reported when there are several.
-    let mut call_id = Slot::Absent;
-    let mut from = Slot::Absent;
-    let mut to = Slot::Absent;
-    let mut cseq = Slot::Absent;
-    let mut max_forwards = Slot::Absent;
-    let mut content_length = Slot::Absent;
-    let mut content_type = Slot::Absent;
-    let mut expires = Slot::Absent;
-    let mut event = Slot::Absent;
-    let (mut via, mut contact, mut route, mut record_route) = (false, false, false, false);
-    for h in &msg.headers {
-        let slot = match h.name {
-            HeaderName::CallId => &mut call_id,
-            HeaderName::From => &mut from,
-            HeaderName::To => &mut to,
-            HeaderName::CSeq => &mut cseq,
-            HeaderName::MaxForwards => &mut max_forwards,
-            HeaderName::ContentLength => &mut content_length,
-            HeaderName::ContentType => &mut content_type,
-            HeaderName::Expires => &mut expires,
-            HeaderName::Event => &mut event,
-            HeaderName::Via => {
-                via = true;
-                continue;
-            }
-            HeaderName::Contact => {
-                contact = true;
-                continue;
-            }
-            HeaderName::Route => {
-                route = true;
-                continue;
-            }
-            HeaderName::RecordRoute => {
-                record_route = true;
-                continue;
-            }
-            _ => continue,
-        };
-        *slot = match slot {
-            Slot::Absent => Slot::One(trim_lws(h.value)),
-            _ => Slot::Repeated,
-        };
-    }
-    for (present, missing) in [
-        (!call_id.is_absent(), "Missing Call-ID header"),
-        (!from.is_absent(), "Missing From header"),
-        (!to.is_absent(), "Missing To header"),
-        (!cseq.is_absent(), "Missing CSeq header"),
-        (via, "Missing Via header"),
+    Ok(method)
+}
+
+/// The header checks, in the order that decides which fault is reported
+/// when there are several.
+fn check_headers(
+    method: Method<'_>,
+    index: &Index,
+    known: &Known<'_>,
+    headers: &[Header<'_>],
+) -> Result<(), Invalid> {
+    for (here, missing) in [
+        (!matches!(known.call_id, Ok(None)), "Missing Call-ID header"),
+        (!matches!(known.from, Ok(None)), "Missing From header"),
+        (!matches!(known.to, Ok(None)), "Missing To header"),
+        (!matches!(known.cseq, Ok(None)), "Missing CSeq header"),
+        (index.has(K::Via), "Missing Via header"),
     ] {
-        if !present {
+        if !here {
             return Err(bad(missing));
         }
     }
-    call_id.read("Call-ID", value::call_id)?;
-    let cseq = cseq.read("CSeq", value::cseq)?;
-    for (addr, which, read) in [
-        (from, "From", from_value as Reader<'_>),
-        (to, "To", to_value),
+    known.call_id.as_ref().map_err(header_ref)?;
+    let cseq = known.cseq.as_ref().map_err(header_ref)?;
+    for (addr, uri_ok, which) in [
+        (&known.from, known.from_uri_ok, "From"),
+        (&known.to, known.to_uri_ok, "To"),
     ] {
-        if let Some(a) = addr.read(which, read)? {
-            if Uri::parse(a.uri).is_err() {
-                return Err(Invalid {
-                    status: 400,
-                    reason: Cow::Owned(format!("Bad {which}: malformed URI")),
-                });
-            }
+        addr.as_ref().map_err(header_ref)?;
+        if !uri_ok {
+            return Err(Invalid {
+                status: 400,
+                reason: Cow::Owned(format!("Bad {which}: malformed URI")),
+            });
         }
     }
     if let Some(c) = cseq {
@@ -137,32 +120,31 @@ pub fn check_request(msg: &Message<'_>) -> Result<(), Invalid> {
             return Err(bad("Bad CSeq: method does not match"));
         }
     }
-    let mut vias = 0usize;
-    for e in msg.elements(HeaderName::Via) {
-        Via::parse(e).map_err(header)?;
-        vias += 1;
+    match &known.vias {
+        Err(e) => return Err(header_ref(e)),
+        Ok(0) => return Err(bad("Missing Via header")),
+        Ok(_) => {}
     }
-    if vias == 0 {
-        return Err(bad("Missing Via header"));
-    }
-    max_forwards.read("Max-Forwards", value::max_forwards)?;
-    content_length.read("Content-Length", value::content_length)?;
-    content_type.read("Content-Type", ContentType::parse)?;
-    expires.read("Expires", |v| value::delta(v, "Expires"))?;
-    event.read("Event", Event::parse)?;
-    for (present, name, read) in [
-        (contact, HeaderName::Contact, contact_elem as Reader<'_>),
-        (route, HeaderName::Route, route_elem),
-        (record_route, HeaderName::RecordRoute, record_route_elem),
+    known.max_forwards.as_ref().map_err(header_ref)?;
+    known.content_length.as_ref().map_err(header_ref)?;
+    known.content_type.as_ref().map_err(header_ref)?;
+    known.expires.as_ref().map_err(header_ref)?;
+    known.event.as_ref().map_err(header_ref)?;
+    for (k, first, list) in [
+        (K::Contact, &known.contact, lists::contacts as List),
+        (K::Route, &known.route, lists::routes),
+        (K::RecordRoute, &known.record_route, lists::record_routes),
     ] {
-        if !present {
-            continue;
-        }
         // Every element must parse before a bad URI is reported, so a list
         // with both faults names the syntax error.
         let mut bad_uri = false;
-        for e in msg.elements(name) {
-            let a = read(e).map_err(header)?;
+        match &first.item {
+            None => continue,
+            Some(Err(e)) => return Err(header_ref(e)),
+            Some(Ok(_)) => bad_uri |= !first.uri_ok,
+        }
+        for a in list(index.lines(headers, k)).resume(first.rest) {
+            let a = a.map_err(header)?;
             bad_uri |= a.uri != "*" && Uri::parse(a.uri).is_err();
         }
         if bad_uri {
@@ -172,37 +154,10 @@ pub fn check_request(msg: &Message<'_>) -> Result<(), Invalid> {
     Ok(())
 }
 
-type Reader<'v> = fn(&'v str) -> Result<NameAddr<'v>, HeaderError>;
+type List = for<'m, 'a> fn(&'m [Header<'a>]) -> Elements<'m, 'a, NameAddr<'a>>;
 
-/// What one pass over the headers saw of a single-valued header.
-#[derive(Clone, Copy)]
-enum Slot<'v> {
-    Absent,
-    One(&'v str),
-    Repeated,
-}
-
-impl<'v> Slot<'v> {
-    fn is_absent(&self) -> bool {
-        matches!(self, Slot::Absent)
-    }
-
-    /// Read the value with `f`; a repeated header is the same error the
-    /// accessor on `Message` gives.
-    fn read<T>(
-        self,
-        name: &'static str,
-        f: impl FnOnce(&'v str) -> Result<T, HeaderError>,
-    ) -> Result<Option<T>, Invalid> {
-        match self {
-            Slot::Absent => Ok(None),
-            Slot::One(v) => f(v).map(Some).map_err(header),
-            Slot::Repeated => Err(header(HeaderError {
-                header: name,
-                what: "header repeated",
-            })),
-        }
-    }
+fn header_ref(e: &HeaderError) -> Invalid {
+    header(e.clone())
 }
 
 fn bad(reason: &'static str) -> Invalid {

@@ -4,10 +4,17 @@
 //! have `*_iter` accessors that walk their elements in place. The
 //! `Vec`-returning accessors are conveniences that collect those iterators.
 //!
+//! Every parser first offers its value to the single-pass scanner of the
+//! `scan` module, which reads the usual shapes in one forward walk; what it
+//! declines goes to the general parser here (the `parse_general` functions),
+//! which alone decides errors and their texts. [`crate::Parsed`] keeps the
+//! results for the headers read on every request.
+//!
 //! Folded lines (CRLF followed by white space) inside a value are ordinary
 //! white space to every parser here.
 
-use crate::message::{HeaderName, Message};
+use crate::message::{Header, HeaderName, Message};
+use crate::scan::{self, Elements};
 pub use crate::text::ParamIter;
 use crate::text::{
     all_digits, is_lws, is_token, is_token_byte, parse_params, parse_u64, scan_params, trim_lws,
@@ -248,6 +255,17 @@ fn err(header: &'static str, what: &'static str) -> HeaderError {
 impl<'a> Via<'a> {
     /// Parse one Via element (from [`Message::elements`]).
     pub fn parse(s: &'a str) -> Result<Via<'a>, HeaderError> {
+        let raw = trim_lws(s);
+        if let Some((v, stop)) = scan::via(raw, 0) {
+            if stop.next == raw.len() {
+                return Ok(v);
+            }
+        }
+        Via::parse_general(raw)
+    }
+
+    /// The general Via parser, for what the single-pass scanner declines.
+    pub(crate) fn parse_general(s: &'a str) -> Result<Via<'a>, HeaderError> {
         const H: &str = "Via";
         let raw = trim_lws(s);
         let mut c = Cursor::new(raw);
@@ -392,6 +410,18 @@ fn angle_uri<'a>(c: &mut Cursor<'a>) -> Option<&'a str> {
 
 fn name_addr<'a>(s: &'a str, h: &'static str) -> Result<NameAddr<'a>, HeaderError> {
     let raw = trim_lws(s);
+    if let Some(na) = scan::single_name_addr(raw) {
+        return Ok(na);
+    }
+    name_addr_general(raw, h)
+}
+
+/// The general name-addr parser, for what the single-pass scanner declines.
+pub(crate) fn name_addr_general<'a>(
+    s: &'a str,
+    h: &'static str,
+) -> Result<NameAddr<'a>, HeaderError> {
+    let raw = trim_lws(s);
     if raw.is_empty() {
         return Err(err(h, "empty value"));
     }
@@ -447,6 +477,17 @@ impl<'a> NameAddr<'a> {
 impl<'a> CallInfo<'a> {
     /// Parse one Call-Info element.
     pub fn parse(s: &'a str) -> Result<CallInfo<'a>, HeaderError> {
+        let t = trim_lws(s);
+        if let Some((ci, stop)) = scan::call_info(t, 0) {
+            if stop.next == t.len() {
+                return Ok(ci);
+            }
+        }
+        CallInfo::parse_general(t)
+    }
+
+    /// The general Call-Info parser.
+    pub(crate) fn parse_general(s: &'a str) -> Result<CallInfo<'a>, HeaderError> {
         const H: &str = "Call-Info";
         let mut c = Cursor::new(trim_lws(s));
         if !c.eat(b'<') {
@@ -487,6 +528,15 @@ impl<'a> CallInfo<'a> {
 impl<'a> Event<'a> {
     /// Parse an Event value: `package *(;param)`.
     pub fn parse(s: &'a str) -> Result<Event<'a>, HeaderError> {
+        let t = trim_lws(s);
+        match scan::event(t) {
+            Some(e) => Ok(e),
+            None => Event::parse_general(t),
+        }
+    }
+
+    /// The general Event parser.
+    pub(crate) fn parse_general(s: &'a str) -> Result<Event<'a>, HeaderError> {
         const H: &str = "Event";
         let mut c = Cursor::new(trim_lws(s));
         let package = c.token();
@@ -513,6 +563,15 @@ impl<'a> Event<'a> {
 impl<'a> ContentType<'a> {
     /// Parse a media type `type/subtype *(;param)`.
     pub fn parse(s: &'a str) -> Result<ContentType<'a>, HeaderError> {
+        let t = trim_lws(s);
+        match scan::content_type(t) {
+            Some(c) => Ok(c),
+            None => ContentType::parse_general(t),
+        }
+    }
+
+    /// The general Content-Type parser.
+    pub(crate) fn parse_general(s: &'a str) -> Result<ContentType<'a>, HeaderError> {
         const H: &str = "Content-Type";
         let v = trim_lws(s);
         let mut c = Cursor::new(v);
@@ -540,6 +599,15 @@ fn media_range<'a>(c: &mut Cursor<'a>) -> Option<&'a str> {
 impl<'a> SubscriptionState<'a> {
     /// Parse `substate *(;param)`.
     pub fn parse(s: &'a str) -> Result<SubscriptionState<'a>, HeaderError> {
+        let t = trim_lws(s);
+        match scan::subscription_state(t) {
+            Some(st) => Ok(st),
+            None => SubscriptionState::parse_general(t),
+        }
+    }
+
+    /// The general Subscription-State parser.
+    pub(crate) fn parse_general(s: &'a str) -> Result<SubscriptionState<'a>, HeaderError> {
         const H: &str = "Subscription-State";
         let mut c = Cursor::new(trim_lws(s));
         let st = c.token();
@@ -594,7 +662,7 @@ impl<'a> SubscriptionState<'a> {
 }
 
 /// delta-seconds, clamped to u32::MAX when larger (RFC 3261 §20.19).
-fn delta_seconds(s: &str) -> Option<u32> {
+pub(crate) fn delta_seconds(s: &str) -> Option<u32> {
     if !all_digits(s) {
         return None;
     }
@@ -685,26 +753,91 @@ pub(crate) fn to_value(v: &str) -> Result<NameAddr<'_>, HeaderError> {
     name_addr(v, "To")
 }
 
-pub(crate) fn route(e: &str) -> Result<NameAddr<'_>, HeaderError> {
-    name_addr(e, "Route")
-}
-
-pub(crate) fn record_route(e: &str) -> Result<NameAddr<'_>, HeaderError> {
-    name_addr(e, "Record-Route")
-}
-
-fn accept_range(e: &str) -> Result<&str, HeaderError> {
+pub(crate) fn accept_range(e: &str) -> Result<&str, HeaderError> {
     let mut c = Cursor::new(e);
     let m = media_range(&mut c).ok_or(err("Accept", "bad media range"))?;
     parse_params(&mut c).map_err(|w| err("Accept", w))?;
     Ok(m)
 }
 
-fn token_of<'a>(e: &'a str, header: &'static str) -> Result<&'a str, HeaderError> {
+pub(crate) fn token_of<'a>(e: &'a str, header: &'static str) -> Result<&'a str, HeaderError> {
     if is_token(e) {
         Ok(e)
     } else {
         Err(err(header, "not a token"))
+    }
+}
+
+fn require_token(e: &str) -> Result<&str, HeaderError> {
+    token_of(e, "Require")
+}
+
+fn supported_token(e: &str) -> Result<&str, HeaderError> {
+    token_of(e, "Supported")
+}
+
+fn allow_events_token(e: &str) -> Result<&str, HeaderError> {
+    token_of(e, "Allow-Events")
+}
+
+/// The element iterators behind the `*_iter` accessors, over a run of header
+/// lines (the whole index for [`Message`], the part from the first line of
+/// that name for [`crate::Parsed`]).
+pub(crate) mod lists {
+    use super::*;
+
+    type Lines<'m, 'a> = &'m [Header<'a>];
+
+    pub(crate) fn vias<'m, 'a>(h: Lines<'m, 'a>) -> Elements<'m, 'a, Via<'a>> {
+        Elements::new(h, HeaderName::Via, scan::via, Via::parse_general)
+    }
+    pub(crate) fn contacts<'m, 'a>(h: Lines<'m, 'a>) -> Elements<'m, 'a, NameAddr<'a>> {
+        Elements::new(h, HeaderName::Contact, scan::contact, contact_general)
+    }
+    pub(crate) fn routes<'m, 'a>(h: Lines<'m, 'a>) -> Elements<'m, 'a, NameAddr<'a>> {
+        Elements::new(h, HeaderName::Route, scan::name_addr, |e| {
+            name_addr_general(e, "Route")
+        })
+    }
+    pub(crate) fn record_routes<'m, 'a>(h: Lines<'m, 'a>) -> Elements<'m, 'a, NameAddr<'a>> {
+        Elements::new(h, HeaderName::RecordRoute, scan::name_addr, |e| {
+            name_addr_general(e, "Record-Route")
+        })
+    }
+    pub(crate) fn call_info<'m, 'a>(h: Lines<'m, 'a>) -> Elements<'m, 'a, CallInfo<'a>> {
+        Elements::new(
+            h,
+            HeaderName::CallInfo,
+            scan::call_info,
+            CallInfo::parse_general,
+        )
+    }
+    pub(crate) fn require<'m, 'a>(h: Lines<'m, 'a>) -> Elements<'m, 'a, &'a str> {
+        Elements::new(h, HeaderName::Require, scan::token, require_token)
+    }
+    pub(crate) fn supported<'m, 'a>(h: Lines<'m, 'a>) -> Elements<'m, 'a, &'a str> {
+        Elements::new(h, HeaderName::Supported, scan::token, supported_token)
+    }
+    pub(crate) fn allow_events<'m, 'a>(h: Lines<'m, 'a>) -> Elements<'m, 'a, &'a str> {
+        Elements::new(h, HeaderName::AllowEvents, scan::token, allow_events_token)
+    }
+    pub(crate) fn accept<'m, 'a>(h: Lines<'m, 'a>) -> Elements<'m, 'a, &'a str> {
+        Elements::new(h, HeaderName::Accept, scan::accept, accept_range)
+    }
+    pub(crate) fn sip_if_match<'m, 'a>(
+        h: Lines<'m, 'a>,
+    ) -> impl Iterator<Item = Result<&'a str, HeaderError>> + 'm {
+        h.iter()
+            .filter(|h| h.name == HeaderName::SipIfMatch)
+            .map(|h| token_of(trim_lws(h.value), "SIP-If-Match"))
+    }
+
+    fn contact_general(e: &str) -> Result<NameAddr<'_>, HeaderError> {
+        if e == "*" {
+            contact(e)
+        } else {
+            name_addr_general(e, "Contact")
+        }
     }
 }
 
@@ -737,7 +870,7 @@ impl<'a> Message<'a> {
 
     /// Every Via element, top first, without allocating.
     pub fn vias_iter(&self) -> impl Iterator<Item = Result<Via<'a>, HeaderError>> + '_ {
-        self.elements(HeaderName::Via).map(Via::parse)
+        lists::vias(&self.headers)
     }
     /// All Via elements, top first.
     pub fn vias(&self) -> Result<Vec<Via<'a>>, HeaderError> {
@@ -774,7 +907,7 @@ impl<'a> Message<'a> {
     /// Every Contact element, without allocating (`*` is a NameAddr whose
     /// uri is `*`).
     pub fn contacts_iter(&self) -> impl Iterator<Item = Result<NameAddr<'a>, HeaderError>> + '_ {
-        self.elements(HeaderName::Contact).map(contact)
+        lists::contacts(&self.headers)
     }
     /// All Contact elements (`*` is returned as a NameAddr whose uri is `*`).
     pub fn contacts(&self) -> Result<Vec<NameAddr<'a>>, HeaderError> {
@@ -784,7 +917,7 @@ impl<'a> Message<'a> {
     pub fn record_routes_iter(
         &self,
     ) -> impl Iterator<Item = Result<NameAddr<'a>, HeaderError>> + '_ {
-        self.elements(HeaderName::RecordRoute).map(record_route)
+        lists::record_routes(&self.headers)
     }
     /// All Record-Route elements, in order.
     pub fn record_routes(&self) -> Result<Vec<NameAddr<'a>>, HeaderError> {
@@ -792,7 +925,7 @@ impl<'a> Message<'a> {
     }
     /// Every Route element in order, without allocating.
     pub fn routes_iter(&self) -> impl Iterator<Item = Result<NameAddr<'a>, HeaderError>> + '_ {
-        self.elements(HeaderName::Route).map(route)
+        lists::routes(&self.headers)
     }
     /// All Route elements, in order.
     pub fn routes(&self) -> Result<Vec<NameAddr<'a>>, HeaderError> {
@@ -820,7 +953,7 @@ impl<'a> Message<'a> {
     }
     /// Every Allow-Events token, without allocating.
     pub fn allow_events_iter(&self) -> impl Iterator<Item = Result<&'a str, HeaderError>> + '_ {
-        self.tokens_iter(HeaderName::AllowEvents)
+        lists::allow_events(&self.headers)
     }
     /// Allow-Events tokens.
     pub fn allow_events(&self) -> Result<Vec<&'a str>, HeaderError> {
@@ -829,7 +962,7 @@ impl<'a> Message<'a> {
     /// Every Accept media range (`type/subtype`, parameters checked and
     /// dropped), without allocating.
     pub fn accept_iter(&self) -> impl Iterator<Item = Result<&'a str, HeaderError>> + '_ {
-        self.elements(HeaderName::Accept).map(accept_range)
+        lists::accept(&self.headers)
     }
     /// Accept media ranges (`type/subtype`, parameters dropped).
     pub fn accept(&self) -> Result<Vec<&'a str>, HeaderError> {
@@ -849,7 +982,7 @@ impl<'a> Message<'a> {
     }
     /// Every Require option tag, without allocating.
     pub fn require_iter(&self) -> impl Iterator<Item = Result<&'a str, HeaderError>> + '_ {
-        self.tokens_iter(HeaderName::Require)
+        lists::require(&self.headers)
     }
     /// Require option tags.
     pub fn require(&self) -> Result<Vec<&'a str>, HeaderError> {
@@ -857,23 +990,16 @@ impl<'a> Message<'a> {
     }
     /// Every Supported option tag, without allocating.
     pub fn supported_iter(&self) -> impl Iterator<Item = Result<&'a str, HeaderError>> + '_ {
-        self.tokens_iter(HeaderName::Supported)
+        lists::supported(&self.headers)
     }
     /// Supported option tags.
     pub fn supported(&self) -> Result<Vec<&'a str>, HeaderError> {
         self.supported_iter().collect()
     }
-    fn tokens_iter<'s>(
-        &'s self,
-        name: HeaderName<'s>,
-    ) -> impl Iterator<Item = Result<&'a str, HeaderError>> + 's {
-        let h = canonical(name);
-        self.elements(name).map(move |e| token_of(e, h))
-    }
     /// Every Call-Info element, across comma lists and repeated lines,
     /// without allocating.
     pub fn call_info_iter(&self) -> impl Iterator<Item = Result<CallInfo<'a>, HeaderError>> + '_ {
-        self.elements(HeaderName::CallInfo).map(CallInfo::parse)
+        lists::call_info(&self.headers)
     }
     /// Every Call-Info element, across comma lists and repeated lines.
     pub fn call_info(&self) -> Result<Vec<CallInfo<'a>>, HeaderError> {
@@ -888,8 +1014,7 @@ impl<'a> Message<'a> {
     /// Every SIP-If-Match value, one per header line, without allocating
     /// (more than one is the caller's 400).
     pub fn sip_if_match_iter(&self) -> impl Iterator<Item = Result<&'a str, HeaderError>> + '_ {
-        self.header_lines(HeaderName::SipIfMatch)
-            .map(|v| token_of(trim_lws(v), "SIP-If-Match"))
+        lists::sip_if_match(&self.headers)
     }
     /// Every SIP-If-Match value (more than one is the caller's 400).
     pub fn sip_if_match(&self) -> Result<Vec<&'a str>, HeaderError> {

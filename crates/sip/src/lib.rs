@@ -5,14 +5,24 @@
 //! was given, so parsing allocates only the small header index, and the typed
 //! views (through the `*_iter` accessors for list headers) allocate nothing.
 //!
+//! A server should call [`parse_typed`], then [`Parsed::check`], then the
+//! accessors of [`Parsed`]: the same answers as [`parse()`], [`check_request`]
+//! and `Message`'s accessors, without reading the common headers twice.
+//!
 //! # Layout
 //! - [`message`]: [`Message`], its start line and the header index.
-//! - [`parse`]: [`parse`] (one whole message) and [`frame_len`] (stream framing).
+//! - [`mod@parse`]: [`parse()`] (one whole message) and [`frame_len`] (stream framing).
 //! - [`header`]: typed views of the headers the server reads, parsed lazily on access.
+//! - `scan`: single-pass scanners for the usual shapes of those headers,
+//!   with the general parsers in `header` behind them.
+//! - [`Parsed`] / [`parse_typed`]: a message with the headers every request
+//!   needs (top Via, From, To, Call-ID, CSeq, Max-Forwards, Expires, Event,
+//!   Content-Type, Content-Length, first Contact/Route/Record-Route) read
+//!   once at parse time; [`Parsed::check`] and its accessors reuse them.
 //! - [`uri`]: SIP/SIPS URIs and host names (RFC 3261 §19.1, RFC 5118 IPv6 references).
 //! - [`check`]: the request checks a UAS makes before it acts (mandatory headers,
 //!   versions, schemes), returning the status code and reason to answer with.
-//! - [`write`]: builders that append requests and responses to a `Vec<u8>`.
+//! - [`mod@write`]: builders that append requests and responses to a `Vec<u8>`.
 //!
 //! Text rules shared by all of them (LWS with line folding, tokens, quoted
 //! strings, comma lists that respect quotes and angle brackets) live in `text`.
@@ -21,9 +31,13 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod check;
+#[cfg(test)]
+mod difftest;
 pub mod header;
+mod known;
 pub mod message;
 pub mod parse;
+mod scan;
 mod text;
 pub mod uri;
 pub mod write;
@@ -33,6 +47,7 @@ pub use header::{
     CSeq, CallInfo, ContentType, Event, HeaderError, NameAddr, Param, ParamIter, Params, SubState,
     SubscriptionState, Via,
 };
+pub use known::{parse_typed, Parsed};
 pub use message::{HeaderName, Message, Method, StartLine};
 pub use parse::{frame_len, parse, FrameError, ParseError};
 pub use uri::{Host, Uri};

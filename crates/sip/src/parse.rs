@@ -233,12 +233,33 @@ fn start_line(line: &str) -> Result<StartLine<'_>, ParseError> {
     // Liberal about runs of white space between the three parts (RFC 4475
     // lwsstart, trws), strict about their number: a Request-URI with a space
     // in it (lwsruri) is refused here.
-    let mut parts = line.split([' ', '\t']).filter(|p| !p.is_empty());
-    let (Some(method), Some(uri), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let b = line.as_bytes();
+    let mut parts = [(0usize, 0usize); 3];
+    let mut count = 0;
+    let mut i = 0;
+    loop {
+        while i < b.len() && matches!(b[i], b' ' | b'\t') {
+            i += 1;
+        }
+        if i == b.len() {
+            break;
+        }
+        let start = i;
+        while i < b.len() && !matches!(b[i], b' ' | b'\t') {
+            i += 1;
+        }
+        if count == 3 {
+            return Err(ParseError::StartLine("not three parts"));
+        }
+        parts[count] = (start, i);
+        count += 1;
+    }
+    if count != 3 {
         return Err(ParseError::StartLine("not three parts"));
-    };
+    }
+    // Each part is cut next to ASCII white space or at the line's ends.
+    let part = |k: usize| line.get(parts[k].0..parts[k].1).unwrap_or("");
+    let (method, uri, version) = (part(0), part(1), part(2));
     if !is_token(method) {
         return Err(ParseError::StartLine("bad method"));
     }
@@ -255,8 +276,9 @@ fn start_line(line: &str) -> Result<StartLine<'_>, ParseError> {
     })
 }
 
-/// [`HeaderName::from_name`], dispatching on length and first letter before
-/// comparing, since this runs for every header line.
+/// [`HeaderName::from_name`] for a name made of token bytes, dispatching on
+/// length and first letter before comparing, since this runs for every
+/// header line.
 pub(crate) fn header_name(s: &str) -> HeaderName<'_> {
     use HeaderName as H;
     let b = s.as_bytes();
@@ -280,38 +302,41 @@ pub(crate) fn header_name(s: &str) -> HeaderName<'_> {
             _ => H::Other(s),
         };
     }
-    let is = |canon: &str| s.eq_ignore_ascii_case(canon);
+    // `s` is a token, and among token bytes only the letters change under
+    // `| 0x20`: OR-ing it in and comparing with the lowercase name is a
+    // case-insensitive comparison.
+    let is = |canon: &[u8]| b.iter().zip(canon).all(|(&x, &c)| x | 0x20 == c);
     match (b.len(), f) {
-        (3, b'v') if is("Via") => H::Via,
-        (4, b'f') if is("From") => H::From,
-        (2, b't') if is("To") => H::To,
-        (7, b'c') if is("Call-ID") => H::CallId,
-        (7, b'c') if is("Contact") => H::Contact,
-        (4, b'c') if is("CSeq") => H::CSeq,
-        (12, b'm') if is("Max-Forwards") => H::MaxForwards,
-        (12, b'r') if is("Record-Route") => H::RecordRoute,
-        (5, b'r') if is("Route") => H::Route,
-        (7, b'e') if is("Expires") => H::Expires,
-        (11, b'm') if is("Min-Expires") => H::MinExpires,
-        (5, b'e') if is("Event") => H::Event,
-        (12, b'a') if is("Allow-Events") => H::AllowEvents,
-        (6, b'a') if is("Accept") => H::Accept,
-        (12, b'c') if is("Content-Type") => H::ContentType,
-        (14, b'c') if is("Content-Length") => H::ContentLength,
-        (16, b'c') if is("Content-Encoding") => H::ContentEncoding,
-        (7, b'r') if is("Require") => H::Require,
-        (13, b'p') if is("Proxy-Require") => H::ProxyRequire,
-        (9, b's') if is("Supported") => H::Supported,
-        (11, b'u') if is("Unsupported") => H::Unsupported,
-        (9, b'c') if is("Call-Info") => H::CallInfo,
-        (8, b's') if is("SIP-ETag") => H::SipETag,
-        (12, b's') if is("SIP-If-Match") => H::SipIfMatch,
-        (18, b's') if is("Subscription-State") => H::SubscriptionState,
-        (5, b'a') if is("Allow") => H::Allow,
-        (11, b'r') if is("Retry-After") => H::RetryAfter,
-        (10, b'u') if is("User-Agent") => H::UserAgent,
-        (6, b's') if is("Server") => H::Server,
-        (4, b'd') if is("Date") => H::Date,
+        (3, b'v') if is(b"via") => H::Via,
+        (4, b'f') if is(b"from") => H::From,
+        (2, b't') if is(b"to") => H::To,
+        (7, b'c') if is(b"call-id") => H::CallId,
+        (7, b'c') if is(b"contact") => H::Contact,
+        (4, b'c') if is(b"cseq") => H::CSeq,
+        (12, b'm') if is(b"max-forwards") => H::MaxForwards,
+        (12, b'r') if is(b"record-route") => H::RecordRoute,
+        (5, b'r') if is(b"route") => H::Route,
+        (7, b'e') if is(b"expires") => H::Expires,
+        (11, b'm') if is(b"min-expires") => H::MinExpires,
+        (5, b'e') if is(b"event") => H::Event,
+        (12, b'a') if is(b"allow-events") => H::AllowEvents,
+        (6, b'a') if is(b"accept") => H::Accept,
+        (12, b'c') if is(b"content-type") => H::ContentType,
+        (14, b'c') if is(b"content-length") => H::ContentLength,
+        (16, b'c') if is(b"content-encoding") => H::ContentEncoding,
+        (7, b'r') if is(b"require") => H::Require,
+        (13, b'p') if is(b"proxy-require") => H::ProxyRequire,
+        (9, b's') if is(b"supported") => H::Supported,
+        (11, b'u') if is(b"unsupported") => H::Unsupported,
+        (9, b'c') if is(b"call-info") => H::CallInfo,
+        (8, b's') if is(b"sip-etag") => H::SipETag,
+        (12, b's') if is(b"sip-if-match") => H::SipIfMatch,
+        (18, b's') if is(b"subscription-state") => H::SubscriptionState,
+        (5, b'a') if is(b"allow") => H::Allow,
+        (11, b'r') if is(b"retry-after") => H::RetryAfter,
+        (10, b'u') if is(b"user-agent") => H::UserAgent,
+        (6, b's') if is(b"server") => H::Server,
+        (4, b'd') if is(b"date") => H::Date,
         _ => H::Other(s),
     }
 }

@@ -85,13 +85,21 @@ pub(crate) fn all_digits(s: &str) -> bool {
 
 /// Split a header value at top-level commas (not inside quotes or `<>`),
 /// trimming each element and skipping empty ones.
-pub(crate) fn split_commas(s: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn split_commas(s: &str) -> Commas<'_> {
     Commas { s, pos: 0 }
 }
 
-struct Commas<'a> {
+pub(crate) struct Commas<'a> {
     s: &'a str,
     pos: usize,
+}
+
+impl Commas<'_> {
+    /// How far into the text the elements returned so far reach (past the
+    /// comma after the last one).
+    pub(crate) fn consumed(&self) -> usize {
+        self.pos
+    }
 }
 
 impl<'a> Iterator for Commas<'a> {
@@ -295,55 +303,60 @@ impl<'a> ParamIter<'a> {
     pub(crate) fn new(s: &'a str) -> ParamIter<'a> {
         ParamIter { s, pos: 0 }
     }
-
-    fn skip_lws(&mut self) {
-        let b = self.s.as_bytes();
-        while self.pos < b.len() && is_lws(b[self.pos]) {
-            self.pos += 1;
-        }
-    }
-
-    fn take_until(&mut self, stop: impl Fn(u8) -> bool) -> &'a str {
-        let b = self.s.as_bytes();
-        let start = self.pos;
-        while self.pos < b.len() && !stop(b[self.pos]) {
-            self.pos += 1;
-        }
-        // The cut sits before an ASCII byte or at the end.
-        self.s.get(start..self.pos).unwrap_or("")
-    }
 }
 
 impl<'a> Iterator for ParamIter<'a> {
     type Item = Param<'a>;
 
     fn next(&mut self) -> Option<Param<'a>> {
-        self.skip_lws();
-        if self.s.as_bytes().get(self.pos) != Some(&b';') {
+        let b = self.s.as_bytes();
+        let mut i = self.pos;
+        while i < b.len() && is_lws(b[i]) {
+            i += 1;
+        }
+        if b.get(i) != Some(&b';') {
+            self.pos = i;
             return None;
         }
-        self.pos += 1;
-        self.skip_lws();
-        let name = self.take_until(|b| matches!(b, b'=' | b';') || is_lws(b));
-        self.skip_lws();
-        let value = if self.s.as_bytes().get(self.pos) == Some(&b'=') {
-            self.pos += 1;
-            self.skip_lws();
-            let b = self.s.as_bytes();
-            if b.get(self.pos) == Some(&b'"') {
-                let start = self.pos;
-                let mut i = start + 1;
+        i += 1;
+        while i < b.len() && is_lws(b[i]) {
+            i += 1;
+        }
+        let ns = i;
+        while i < b.len() && !matches!(b[i], b'=' | b';' | b' ' | b'\t' | b'\r' | b'\n') {
+            i += 1;
+        }
+        // Cuts sit next to ASCII bytes or at the end.
+        let name = self.s.get(ns..i).unwrap_or("");
+        let ne = i;
+        while i < b.len() && is_lws(b[i]) {
+            i += 1;
+        }
+        let value = if b.get(i) == Some(&b'=') {
+            i += 1;
+            while i < b.len() && is_lws(b[i]) {
+                i += 1;
+            }
+            let vs = i;
+            if b.get(i) == Some(&b'"') {
+                i += 1;
                 while i < b.len() && b[i] != b'"' {
                     i += if b[i] == b'\\' { 2 } else { 1 };
                 }
-                self.pos = (i + 1).min(b.len());
-                self.s.get(start..self.pos)
+                i = (i + 1).min(b.len());
             } else {
-                Some(self.take_until(|b| matches!(b, b';' | b',' | b'"') || is_lws(b)))
+                while i < b.len()
+                    && !matches!(b[i], b';' | b',' | b'"' | b' ' | b'\t' | b'\r' | b'\n')
+                {
+                    i += 1;
+                }
             }
+            self.s.get(vs..i)
         } else {
+            i = ne;
             None
         };
+        self.pos = i;
         Some(Param { name, value })
     }
 }

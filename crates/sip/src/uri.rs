@@ -81,27 +81,35 @@ fn parse_port(p: &[u8]) -> Result<u16, ()> {
 /// octets up to 255, no leading zeros.
 fn parse_ipv4(b: &[u8]) -> Option<Ipv4Addr> {
     let mut oct = [0u8; 4];
-    let mut i = 0;
-    for (k, o) in oct.iter_mut().enumerate() {
-        if k > 0 {
-            if b.get(i) != Some(&b'.') {
+    let (mut k, mut val, mut len) = (0usize, 0u32, 0u32);
+    for &c in b {
+        if c == b'.' {
+            if len == 0 || k == 3 {
                 return None;
             }
-            i += 1;
-        }
-        let start = i;
-        let mut n = 0u32;
-        while i < b.len() && b[i].is_ascii_digit() && i - start < 3 {
-            n = n * 10 + u32::from(b[i] - b'0');
-            i += 1;
-        }
-        let len = i - start;
-        if len == 0 || (len > 1 && b[start] == b'0') || n > 255 {
+            oct[k] = val as u8;
+            k += 1;
+            val = 0;
+            len = 0;
+        } else if c.is_ascii_digit() {
+            // A second digit after a leading zero is refused, as in std.
+            if len > 0 && val == 0 {
+                return None;
+            }
+            val = val * 10 + u32::from(c - b'0');
+            len += 1;
+            if val > 255 {
+                return None;
+            }
+        } else {
             return None;
         }
-        *o = n as u8;
     }
-    (i == b.len()).then_some(Ipv4Addr::from(oct))
+    if k != 3 || len == 0 {
+        return None;
+    }
+    oct[3] = val as u8;
+    Some(Ipv4Addr::from(oct))
 }
 
 /// Labels of letters, digits, `-` and `_`, none empty or starting or ending
@@ -134,6 +142,69 @@ fn is_hostname(s: &str) -> Option<bool> {
     (valid && !body.is_empty() && prev != b'-' && prev != b'.').then_some(false)
 }
 
+const H_DIGIT: u8 = 1;
+const H_NAME: u8 = 2;
+const H_DASH: u8 = 4;
+const H_DOT: u8 = 8;
+
+/// Bytes of a host name or IPv4 address, by kind (0: not part of a host).
+const HOST_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = if b.is_ascii_digit() {
+            H_DIGIT
+        } else if b.is_ascii_alphabetic() || b == b'_' {
+            H_NAME
+        } else if b == b'-' {
+            H_DASH
+        } else if b == b'.' {
+            H_DOT
+        } else {
+            0
+        };
+        c += 1;
+    }
+    t
+};
+
+/// A host name or IPv4 address starting at `i`, running while bytes are
+/// letters, digits, `.`, `-` or `_`: the index where it ends, if
+/// [`Host::parse`] would accept that text. One pass for names (the label
+/// rules are checked at each `.` and `-`); digits and dots only are then
+/// read as a dotted quad.
+#[inline]
+pub(crate) fn scan_host(b: &[u8], i: usize) -> Option<usize> {
+    let mut seen = 0u8;
+    let mut valid = true;
+    let mut prev = H_DOT;
+    let mut j = i;
+    while j < b.len() {
+        let k = HOST_CLASS[b[j] as usize];
+        if k == 0 {
+            break;
+        }
+        if k == H_DOT {
+            valid &= prev & (H_DOT | H_DASH) == 0;
+        } else if k == H_DASH {
+            valid &= prev != H_DOT;
+        }
+        seen |= k;
+        prev = k;
+        j += 1;
+    }
+    if j == i {
+        return None;
+    }
+    if seen & (H_NAME | H_DASH) == 0 {
+        return parse_ipv4(&b[i..j]).map(|_| j);
+    }
+    // A trailing dot is allowed once: `valid` already refused one after a
+    // dot or a dash.
+    (valid && prev != H_DASH).then_some(j)
+}
+
 /// Check every byte against a class table, with `%HH` escapes allowed.
 fn chars_ok(s: &str, class: u8) -> bool {
     let b = s.as_bytes();
@@ -151,6 +222,19 @@ fn chars_ok(s: &str, class: u8) -> bool {
         }
     }
     true
+}
+
+/// One byte of class `class` at `i`, or a `%HH` escape: the index after it.
+#[inline]
+fn class_step(b: &[u8], i: usize, class: u8) -> Option<usize> {
+    let c = *b.get(i)?;
+    if URI_CLASS[c as usize] & class != 0 {
+        Some(i + 1)
+    } else if c == b'%' && b.get(i + 1)?.is_ascii_hexdigit() && b.get(i + 2)?.is_ascii_hexdigit() {
+        Some(i + 3)
+    } else {
+        None
+    }
 }
 
 const USER: u8 = 1;
@@ -257,6 +341,140 @@ impl<'a> Uri<'a> {
     // The `()` error is part of the published signature.
     #[allow(clippy::result_unit_err)]
     pub fn parse(s: &'a str) -> Result<Uri<'a>, ()> {
+        match Uri::scan(s) {
+            Some(u) => Ok(u),
+            None => Uri::parse_general(s),
+        }
+    }
+
+    /// One forward pass over a `sip:`/`sips:` URI with a name or IPv4 host:
+    /// scheme, userinfo, host, port, parameters and headers are each
+    /// checked as the walk reaches them. `None` when the URI is anything
+    /// else or is not valid; [`Uri::parse_general`] then decides.
+    pub(crate) fn scan(s: &'a str) -> Option<Uri<'a>> {
+        let b = s.as_bytes();
+        let sip = match b.get(..4)? {
+            [s0, i0, p0, b':'] if [*s0 | 0x20, *i0 | 0x20, *p0 | 0x20] == *b"sip" => 4,
+            [s0, i0, p0, s1] if [*s0 | 0x20, *i0 | 0x20, *p0 | 0x20, *s1 | 0x20] == *b"sips" => {
+                if b.get(4) != Some(&b':') {
+                    return None;
+                }
+                5
+            }
+            _ => return None,
+        };
+        let scheme = s.get(..sip - 1)?;
+        let mut uri = Uri {
+            scheme,
+            user: None,
+            host: "",
+            port: None,
+            params: Params::default(),
+            headers: None,
+            raw: s,
+        };
+        // Walk what may be userinfo (user, then password after the first
+        // ':'); an '@' ends it. Stopping anywhere else means there is none
+        // (a later '@' would make the rest of the scan fail, since no part
+        // after the host may hold one).
+        let mut i = sip;
+        let mut class = USER;
+        let mut user_end = 0;
+        while i < b.len() {
+            let c = b[i];
+            if c == b'@' {
+                if class == USER {
+                    user_end = i;
+                }
+                if user_end == sip {
+                    return None;
+                }
+                uri.user = Some(s.get(sip..user_end)?);
+                break;
+            }
+            if URI_CLASS[c as usize] & class != 0 {
+                i += 1;
+            } else if c == b':' && class == USER {
+                user_end = i;
+                class = PASSWORD;
+                i += 1;
+            } else {
+                match class_step(b, i, class) {
+                    Some(n) => i = n,
+                    None => break,
+                }
+            }
+        }
+        i = if uri.user.is_some() { i + 1 } else { sip };
+        let h = i;
+        i = scan_host(b, h)?;
+        uri.host = s.get(h..i)?;
+        if b.get(i) == Some(&b':') {
+            let ps = i + 1;
+            let mut n = 0u32;
+            i = ps;
+            while i < b.len() && b[i].is_ascii_digit() {
+                n = n * 10 + u32::from(b[i] - b'0');
+                if n > u32::from(u16::MAX) {
+                    return None;
+                }
+                i += 1;
+            }
+            if i == ps {
+                return None;
+            }
+            uri.port = Some(n as u16);
+        }
+        let ps = i;
+        while b.get(i) == Some(&b';') {
+            i += 1;
+            let ns = i;
+            while i < b.len() && !matches!(b[i], b'=' | b';' | b'?') {
+                i = if URI_CLASS[b[i] as usize] & PARAM != 0 {
+                    i + 1
+                } else {
+                    class_step(b, i, PARAM)?
+                };
+            }
+            if i == ns {
+                return None;
+            }
+            if b.get(i) == Some(&b'=') {
+                i += 1;
+                let vs = i;
+                while i < b.len() && !matches!(b[i], b';' | b'?') {
+                    i = if URI_CLASS[b[i] as usize] & PARAM != 0 {
+                        i + 1
+                    } else {
+                        class_step(b, i, PARAM)?
+                    };
+                }
+                if i == vs {
+                    return None;
+                }
+            }
+        }
+        if i > ps {
+            uri.params = Params::from_checked(s.get(ps..i)?);
+        }
+        match b.get(i) {
+            None => Some(uri),
+            Some(b'?') => {
+                let hs = i + 1;
+                let mut j = hs;
+                while j < b.len() {
+                    j = class_step(b, j, HEADER)?;
+                }
+                uri.headers = Some(s.get(hs..)?);
+                Some(uri)
+            }
+            Some(_) => None,
+        }
+    }
+
+    /// The general parser: every scheme, IPv6 references, and the exact
+    /// verdict on malformed text.
+    pub(crate) fn parse_general(s: &'a str) -> Result<Uri<'a>, ()> {
         let b = s.as_bytes();
         if b.iter().any(|&c| c <= b' ' || c == 0x7f) {
             return Err(());

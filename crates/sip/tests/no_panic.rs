@@ -84,6 +84,18 @@ fn everything(bytes: &[u8]) {
     for stream in [false, true] {
         if let Ok(m) = parse(bytes, stream) {
             touch_everything(&m);
+            // The remembered values must agree with the lazy ones.
+            let p = sip::Parsed::new(m.clone());
+            assert_eq!(p.check(), check_request(&m));
+            assert_eq!(p.via(), m.via());
+            assert_eq!(p.from(), m.from());
+            assert_eq!(p.to(), m.to());
+            assert_eq!(p.cseq(), m.cseq());
+            assert_eq!(p.event(), m.event());
+            assert_eq!(
+                p.contacts_iter().collect::<Vec<_>>(),
+                m.contacts_iter().collect::<Vec<_>>()
+            );
         }
     }
 }

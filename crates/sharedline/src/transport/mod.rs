@@ -40,6 +40,9 @@ pub enum Input {
     /// The peer stopped sending; once nothing is queued for the connection,
     /// drop its write queue so it can close.
     Drain(ConnId),
+    /// A question or an operator action from the HTTP interface; the engine
+    /// task answers on the call's reply channel.
+    Http(crate::http::Call),
 }
 
 /// Shutdown notice shared by every task: set once, never cleared.

@@ -53,6 +53,8 @@ pub struct Server {
     pub udp: SocketAddr,
     /// The first TCP listener (0.0.0.0:0 if none).
     pub tcp: SocketAddr,
+    /// The HTTP listener, if the server has one.
+    pub http: Option<SocketAddr>,
     /// Every `listening ...` line, in order.
     pub listening: Vec<String>,
     /// The process.
@@ -90,6 +92,7 @@ impl Server {
         let mut server = Server {
             udp: "0.0.0.0:0".parse().expect("literal"),
             tcp: "0.0.0.0:0".parse().expect("literal"),
+            http: None,
             listening: Vec::new(),
             child,
             stderr_path,
@@ -116,6 +119,7 @@ impl Server {
                 "udp" if server.udp.port() == 0 => server.udp = addr,
                 "tcp" if server.tcp.port() == 0 => server.tcp = addr,
                 "udp" | "tcp" => {}
+                "http" => server.http = Some(addr),
                 other => panic!("unknown scheme {other} in {line:?}"),
             }
             server.listening.push(line);
@@ -124,10 +128,11 @@ impl Server {
     }
 
     /// Start with `args`, expecting one `listening` line per `--sip` given
-    /// (two, the defaults, if none).
+    /// (two, the defaults, if none), plus one for `--http`.
     pub fn start(args: &[&str]) -> Server {
         let n = args.iter().filter(|a| **a == "--sip").count();
-        Server::start_expecting(args, if n == 0 { 2 } else { n })
+        let http = args.iter().filter(|a| **a == "--http").count();
+        Server::start_expecting(args, if n == 0 { 2 } else { n } + http)
     }
 
     /// UDP and TCP on 127.0.0.1 with OS-chosen ports, memory store, plus `extra`.
