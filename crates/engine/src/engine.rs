@@ -21,7 +21,7 @@ use crate::transaction::{
     ClientEvent, ClientTransactions, ServerAction, ServerKey, ServerTransactions,
 };
 use crate::Output;
-use sip::{HeaderName, Message, Method, ResponseWriter};
+use sip::{HeaderName, Message, Method, Parsed, ResponseWriter};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -196,7 +196,9 @@ impl Engine {
     /// A datagram or a whole stream frame arrived.
     pub fn handle_bytes(&mut self, now: Time, from: Source, bytes: &[u8]) {
         self.begin();
-        match sip::parse(bytes, from.transport.reliable()) {
+        // The typed parse keeps what it checked, so the checks and the
+        // handlers below read each header's value once.
+        match sip::parse_typed(bytes, from.transport.reliable()) {
             Ok(msg) if msg.is_request() => self.on_request(now, from, &msg),
             Ok(msg) => self.on_response(now, &msg),
             Err(e) => match crate::salvage::request_head(bytes) {
@@ -344,7 +346,7 @@ impl Engine {
 
     // ---- requests ----
 
-    fn on_request(&mut self, now: Time, from: Source, msg: &Message<'_>) {
+    fn on_request(&mut self, now: Time, from: Source, msg: &Parsed<'_>) {
         let Some(method) = msg.method() else { return };
         self.stats.request(&method);
         if method == Method::Ack {
@@ -361,7 +363,7 @@ impl Engine {
         if let Method::Other(_) = method {
             return self.reject_untracked(from, msg, 501, "Not Implemented");
         }
-        if let Err(inv) = sip::check_request(msg) {
+        if let Err(inv) = msg.check() {
             return self.reject_untracked(from, msg, inv.status, &inv.reason);
         }
         let Some(key) = ServerKey::of(msg) else {
@@ -419,7 +421,7 @@ impl Engine {
         }
     }
 
-    fn on_response(&mut self, now: Time, msg: &Message<'_>) {
+    fn on_response(&mut self, now: Time, msg: &Parsed<'_>) {
         let (Some(code), Ok(Some(via))) = (msg.status(), msg.via()) else {
             return;
         };
@@ -749,7 +751,7 @@ impl Engine {
 pub(crate) struct Req<'m, 'a> {
     pub(crate) now: Time,
     pub(crate) from: Source,
-    pub(crate) msg: &'m Message<'a>,
+    pub(crate) msg: &'m Parsed<'a>,
     pub(crate) key: ServerKey,
 }
 
