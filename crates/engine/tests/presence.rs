@@ -756,3 +756,39 @@ fn unparsable_requests_that_name_their_sender_get_400() {
     h.drain();
     assert!(h.take().is_empty());
 }
+
+#[test]
+fn silent_watchers_do_not_pile_up_retransmission_state() {
+    let mut h = Harness::new();
+    // 200 watchers that subscribe and then never answer a NOTIFY.
+    for port in 8000..8200u16 {
+        let mut w = Phone::new(port);
+        let req = w.subscribe(LINE, "call-info", Some(3600), "");
+        h.input(w.src(), &req);
+    }
+    let mut pbx = Phone::new(6000);
+    let mut etag = publish(&mut h, &mut pbx, &ci(1, "alerting"), None)
+        .header("SIP-ETag")
+        .unwrap();
+    // A hundred changes while every NOTIFY hangs: one transaction per
+    // watcher at most, the rest coalesced.
+    for i in 0..100 {
+        let state = if i % 2 == 0 { "active" } else { "held" };
+        etag = publish(
+            &mut h,
+            &mut pbx,
+            &format!("SIP-If-Match: {etag}\n{}", ci(1, state)),
+            None,
+        )
+        .header("SIP-ETag")
+        .unwrap();
+        let (_, client) = h.engine.open_transactions();
+        assert!(client <= 200, "open NOTIFY transactions: {client}");
+    }
+    h.take();
+    // Timer F ends them all; nothing is left behind.
+    h.advance(32_000);
+    assert_eq!(h.engine.subscription_count(), 0);
+    h.advance(10_000);
+    assert_eq!(h.engine.open_transactions(), (0, 0));
+}
