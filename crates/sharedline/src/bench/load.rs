@@ -209,6 +209,12 @@ struct State {
     ready_at: Option<Instant>,
     options_sent: u32,
     failure: Option<String>,
+    /// The status line of the last error response.
+    last_error: Option<String>,
+    /// NOTIFYs after a restart whose CSeq was not above the last one seen.
+    stale_after_restart: u64,
+    /// Lines published on since the restart.
+    restart_published: usize,
 }
 
 struct Bench {
@@ -355,6 +361,9 @@ async fn drive(w: Workload, a: LoadArgs, hold: Option<HoldArgs>) -> Result<Repor
             ready_at: None,
             options_sent: 0,
             failure: None,
+            last_error: None,
+            stale_after_restart: 0,
+            restart_published: 0,
         }),
     });
 
@@ -372,7 +381,9 @@ async fn drive(w: Workload, a: LoadArgs, hold: Option<HoldArgs>) -> Result<Repor
         tokio::task::spawn_local(async move {
             while let Ok((stream, _)) = l.accept().await {
                 let _ = stream.set_nodelay(true);
-                let Ok(local) = stream.local_addr() else { continue };
+                let Ok(local) = stream.local_addr() else {
+                    continue;
+                };
                 let link = Rc::new(Link {
                     local,
                     io: LinkIo::Tcp(Rc::new(TcpOut {
@@ -402,7 +413,9 @@ async fn drive(w: Workload, a: LoadArgs, hold: Option<HoldArgs>) -> Result<Repor
         let st = &mut *st;
         let window = a.outstanding.max(64);
         while st.setup_inflight < window {
-            let Some(wi) = st.setup_queue.pop_front() else { break };
+            let Some(wi) = st.setup_queue.pop_front() else {
+                break;
+            };
             bench.subscribe_watcher(st, wi, Instant::now());
         }
     }
@@ -417,7 +430,11 @@ async fn drive(w: Workload, a: LoadArgs, hold: Option<HoldArgs>) -> Result<Repor
         transport: crate::cli::ListenSpec::scheme(transport).into(),
         server: a.label.clone(),
         lines: n_lines,
-        watchers: if w == Workload::Hold { n_watchers } else { a.watchers },
+        watchers: if w == Workload::Hold {
+            n_watchers
+        } else {
+            a.watchers
+        },
         outstanding: a.outstanding,
         ..Report::default()
     };
@@ -430,118 +447,132 @@ async fn drive(w: Workload, a: LoadArgs, hold: Option<HoldArgs>) -> Result<Repor
         bench.retransmit(now);
         let mut continue_hold = false;
         {
-        let mut st = bench.st.borrow_mut();
-        let st = &mut *st;
-        match st.phase {
-            Phase::Setup => {
-                if st.setup_done == n_watchers {
-                    if w == Workload::Hold {
-                        // The subscriptions were the load.
-                        let elapsed = now.duration_since(setup_start).as_secs_f64();
-                        fill_counts(&mut report, &st.stats, elapsed);
-                        report.client_cpu_s = own_cpu_s().unwrap_or(0.0) - client_cpu_setup;
-                        report.client_cpu_util = report.client_cpu_s / elapsed.max(1e-9);
-                        hold_elapsed = Some(elapsed);
-                        st.phase = Phase::Done;
-                        continue_hold = true;
-                    } else if st.stats.errors > 0 {
+            let mut st = bench.st.borrow_mut();
+            let st = &mut *st;
+            match st.phase {
+                Phase::Setup => {
+                    if st.stats.errors > 0 {
                         st.failure = Some(format!(
-                            "{} error responses while subscribing the watchers",
-                            st.stats.errors
+                            "{} error responses while subscribing the watchers (last: {})",
+                            st.stats.errors,
+                            st.last_error.as_deref().unwrap_or("no answer")
                         ));
-                        st.phase = Phase::Done;
-                    } else {
-                        st.phase = Phase::Measure;
-                        st.stats = Stats::new(now);
-                        measure_start = now;
-                        measure_end = now + Duration::from_secs_f64(a.duration);
-                        usage_start = watched.read();
-                        client_cpu_start = own_cpu_s().unwrap_or(0.0);
-                        let n = bench.outstanding.min(st.lines.len());
-                        for _ in 0..n {
-                            bench.start_next(st, now);
+                        if w == Workload::Hold {
+                            let elapsed = now.duration_since(setup_start).as_secs_f64();
+                            fill_counts(&mut report, &st.stats, elapsed);
                         }
-                    }
-                } else if now > setup_deadline {
-                    st.failure = Some(format!(
-                        "setup timed out: {} of {} watchers subscribed",
-                        st.setup_done, n_watchers
-                    ));
-                    if w == Workload::Hold {
-                        let elapsed = now.duration_since(setup_start).as_secs_f64();
-                        fill_counts(&mut report, &st.stats, elapsed);
-                    }
-                    st.phase = Phase::Done;
-                }
-            }
-            Phase::Measure => {
-                if now >= measure_end {
-                    st.phase = Phase::Drain;
-                    drain_end = now + Duration::from_secs_f64(a.drain);
-                }
-            }
-            Phase::Drain => {
-                if st.active == 0 || now >= drain_end {
-                    if st.active > 0 {
+                        st.phase = Phase::Done;
+                    } else if st.setup_done == n_watchers {
+                        if w == Workload::Hold {
+                            // The subscriptions were the load.
+                            let elapsed = now.duration_since(setup_start).as_secs_f64();
+                            fill_counts(&mut report, &st.stats, elapsed);
+                            report.client_cpu_s = own_cpu_s().unwrap_or(0.0) - client_cpu_setup;
+                            report.client_cpu_util = report.client_cpu_s / elapsed.max(1e-9);
+                            hold_elapsed = Some(elapsed);
+                            st.phase = Phase::Done;
+                            continue_hold = true;
+                        } else {
+                            st.phase = Phase::Measure;
+                            st.stats = Stats::new(now);
+                            measure_start = now;
+                            measure_end = now + Duration::from_secs_f64(a.duration);
+                            usage_start = watched.read();
+                            client_cpu_start = own_cpu_s().unwrap_or(0.0);
+                            let n = bench.outstanding.min(st.lines.len());
+                            for _ in 0..n {
+                                bench.start_next(st, now);
+                            }
+                        }
+                    } else if now > setup_deadline {
                         st.failure = Some(format!(
+                            "setup timed out: {} of {} watchers subscribed",
+                            st.setup_done, n_watchers
+                        ));
+                        if w == Workload::Hold {
+                            let elapsed = now.duration_since(setup_start).as_secs_f64();
+                            fill_counts(&mut report, &st.stats, elapsed);
+                        }
+                        st.phase = Phase::Done;
+                    }
+                }
+                Phase::Measure => {
+                    if now >= measure_end {
+                        st.phase = Phase::Drain;
+                        drain_end = now + Duration::from_secs_f64(a.drain);
+                    }
+                }
+                Phase::Drain => {
+                    if st.active == 0 || now >= drain_end {
+                        if st.active > 0 {
+                            st.failure = Some(format!(
                             "{} operations still waiting for responses or NOTIFYs after the drain",
                             st.active
                         ));
-                    }
-                    let end = if st.active == 0 {
-                        st.stats.last_progress.max(measure_start)
-                    } else {
-                        now
-                    };
-                    let elapsed = end.duration_since(measure_start).as_secs_f64();
-                    fill_counts(&mut report, &st.stats, elapsed);
-                    report.client_cpu_s = own_cpu_s().unwrap_or(0.0) - client_cpu_start;
-                    report.client_cpu_util = report.client_cpu_s / elapsed.max(1e-9);
-                    if let (Some(b), Some(u)) = (usage_start, watched.read()) {
-                        report.server_cpu_s = Some(u.cpu_s - b.cpu_s);
-                        report.server_cpu_util = Some((u.cpu_s - b.cpu_s) / elapsed.max(1e-9));
-                        report.server_rss_kb = Some(u.mem_kb);
-                    }
-                    st.phase = Phase::Done;
-                }
-            }
-            Phase::Restart => {
-                let t0 = restart_t0.unwrap_or(now);
-                if st.ready_at.is_none() {
-                    // Ask until the new server answers.
-                    if st.options_sent < 3000 {
-                        bench.send_options(st);
-                    } else {
-                        st.failure = Some("the restarted server never answered".into());
+                        }
+                        let end = if st.active == 0 {
+                            st.stats.last_progress.max(measure_start)
+                        } else {
+                            now
+                        };
+                        let elapsed = end.duration_since(measure_start).as_secs_f64();
+                        fill_counts(&mut report, &st.stats, elapsed);
+                        report.client_cpu_s = own_cpu_s().unwrap_or(0.0) - client_cpu_start;
+                        report.client_cpu_util = report.client_cpu_s / elapsed.max(1e-9);
+                        if let (Some(b), Some(u)) = (usage_start, watched.read()) {
+                            report.server_cpu_s = Some(u.cpu_s - b.cpu_s);
+                            report.server_cpu_util = Some((u.cpu_s - b.cpu_s) / elapsed.max(1e-9));
+                            report.server_rss_kb = Some(u.mem_kb);
+                        }
                         st.phase = Phase::Done;
                     }
-                } else if st.active == 0 && st.idle.len() == st.lines.len() && st.stats.requests > 0
-                {
-                    // Every line published once and all its watchers NOTIFYd.
-                    report.restart_ready_s =
-                        st.ready_at.map(|r| r.duration_since(t0).as_secs_f64());
-                    report.restart_serve_s =
-                        Some(st.stats.last_progress.duration_since(t0).as_secs_f64());
-                    report.restart_notified = Some(st.stats.received);
-                    st.phase = Phase::Done;
-                } else if st.stats.requests == 0 {
-                    // Publish on every line, K at a time.
-                    st.phase = Phase::Restart;
-                    let n = bench.outstanding.min(st.lines.len());
-                    for _ in 0..n {
-                        bench.start_publish_from_idle(st, now);
-                    }
-                } else if now.duration_since(t0) > Duration::from_secs_f64(a.setup_timeout) {
-                    st.failure = Some(format!(
-                        "after the restart only {} of {} subscriptions were NOTIFYd",
-                        st.stats.received, n_watchers
-                    ));
-                    report.restart_notified = Some(st.stats.received);
-                    st.phase = Phase::Done;
                 }
+                Phase::Restart => {
+                    let t0 = restart_t0.unwrap_or(now);
+                    if st.ready_at.is_none() {
+                        // Ask until the new server answers.
+                        if st.options_sent < 3000 {
+                            bench.send_options(st);
+                        } else {
+                            st.failure = Some("the restarted server never answered".into());
+                            st.phase = Phase::Done;
+                        }
+                    } else if st.active == 0
+                        && st.idle.len() == st.lines.len()
+                        && st.stats.requests > 0
+                    {
+                        // Every line published once and all its watchers NOTIFYd.
+                        report.restart_ready_s =
+                            st.ready_at.map(|r| r.duration_since(t0).as_secs_f64());
+                        report.restart_serve_s =
+                            Some(st.stats.last_progress.duration_since(t0).as_secs_f64());
+                        report.restart_notified = Some(st.stats.received);
+                        st.phase = Phase::Done;
+                    } else if st.stats.requests == 0 {
+                        // Publish on every line, keeping about 100 NOTIFYs
+                        // in flight: a larger burst overflows a UDP receive
+                        // buffer and times retransmissions, not the restart.
+                        let per_line = st.lines.iter().map(|l| l.watchers).max().unwrap_or(1);
+                        let n = (100 / per_line.max(1) as usize)
+                            .clamp(1, bench.outstanding)
+                            .min(st.lines.len());
+                        for _ in 0..n {
+                            bench.start_publish_from_idle(st, now);
+                        }
+                    } else if now.duration_since(t0) > Duration::from_secs_f64(a.setup_timeout) {
+                        st.failure = Some(format!(
+                            "after the restart only {} of {} subscriptions were NOTIFYd \
+                             ({} NOTIFYs came with a CSeq not above the last one seen)",
+                            st.stats.received, n_watchers, st.stale_after_restart
+                        ));
+                        report.restart_notified = Some(st.stats.received);
+                        report.restart_ready_s =
+                            st.ready_at.map(|r| r.duration_since(t0).as_secs_f64());
+                        st.phase = Phase::Done;
+                    }
+                }
+                Phase::Done => break,
             }
-            Phase::Done => break,
-        }
         }
         if continue_hold {
             // Let the server finish what the last answers started (store
@@ -554,9 +585,8 @@ async fn drive(w: Workload, a: LoadArgs, hold: Option<HoldArgs>) -> Result<Repor
                 report.server_cpu_s = Some(u.cpu_s - b.cpu_s);
                 report.server_cpu_util = Some((u.cpu_s - b.cpu_s) / elapsed.max(1e-9));
                 report.server_rss_kb = Some(u.mem_kb);
-                report.bytes_per_subscription = Some(
-                    (u.mem_kb as f64 - b.mem_kb as f64) * 1024.0 / (n_watchers.max(1)) as f64,
-                );
+                report.bytes_per_subscription =
+                    Some((u.mem_kb as f64 - b.mem_kb as f64) * 1024.0 / (n_watchers.max(1)) as f64);
             }
             let cmd = hold.as_ref().and_then(|h| h.restart_cmd.clone());
             let result = match (cmd, a.server_pid) {
@@ -635,10 +665,11 @@ async fn restart(pid: u32, cmd: &str) -> Result<std::process::Child, String> {
         let gone = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
             Err(_) => true,
             // A zombie has exited; only its parent has yet to reap it.
-            Ok(s) => s
-                .rfind(')')
-                .and_then(|i| s[i + 1..].split_whitespace().next())
-                == Some("Z"),
+            Ok(s) => {
+                s.rfind(')')
+                    .and_then(|i| s[i + 1..].split_whitespace().next())
+                    == Some("Z")
+            }
         };
         if gone {
             break;
@@ -888,8 +919,13 @@ impl Bench {
         self.start_step(st, l, step, now);
     }
 
+    /// After a restart: publish on each line once.
     fn start_publish_from_idle(&self, st: &mut State, now: Instant) {
+        if st.restart_published >= st.lines.len() {
+            return;
+        }
         let Some(l) = st.idle.pop_front() else { return };
+        st.restart_published += 1;
         st.active += 1;
         self.start_step(st, l, Step::Publish, now);
     }
@@ -1068,7 +1104,9 @@ impl Bench {
 
     fn on_message(&self, link: &Link, from: SocketAddr, bytes: &[u8], now: Instant) {
         let stream = self.transport == Transport::Tcp;
-        let Ok(msg) = sip::parse(bytes, stream) else { return };
+        let Ok(msg) = sip::parse(bytes, stream) else {
+            return;
+        };
         let mut st = self.st.borrow_mut();
         let st = &mut *st;
         if msg.is_request() {
@@ -1095,9 +1133,16 @@ impl Bench {
         let Some(cseq) = cseq_of(msg) else { return };
         match kind {
             b'w' => {
-                let Some(w) = st.watchers.get_mut(id as usize) else { return };
+                let Some(w) = st.watchers.get_mut(id as usize) else {
+                    return;
+                };
                 if cseq <= w.last_cseq {
                     st.stats.server_retx += 1;
+                    if st.phase == Phase::Restart {
+                        // A NOTIFY whose CSeq does not rise is one a phone
+                        // must refuse (RFC 3261 §12.2.2): not served.
+                        st.stale_after_restart += 1;
+                    }
                     return;
                 }
                 w.last_cseq = cseq;
@@ -1121,7 +1166,9 @@ impl Bench {
                 self.check_op(st, l, now);
             }
             b's' | b'c' => {
-                let Some(line) = st.lines.get_mut(id as usize) else { return };
+                let Some(line) = st.lines.get_mut(id as usize) else {
+                    return;
+                };
                 if gen != line.gen || cseq <= line.notify_cseq {
                     st.stats.server_retx += 1;
                     return;
@@ -1168,14 +1215,21 @@ impl Bench {
         };
         let Some(cseq) = cseq_of(msg) else { return };
         let ok = code < 300;
+        if !ok {
+            let reason = match msg.start {
+                sip::StartLine::Response { reason, .. } => reason,
+                sip::StartLine::Request { .. } => "",
+            };
+            st.last_error = Some(format!("{code} {reason}"));
+        }
         match kind {
             b'o' => {
-                if st.ready_at.is_none() {
-                    st.ready_at = Some(now);
-                }
+                st.ready_at.get_or_insert(now);
             }
             b'w' => {
-                let Some(w) = st.watchers.get_mut(id as usize) else { return };
+                let Some(w) = st.watchers.get_mut(id as usize) else {
+                    return;
+                };
                 if w.answered || w.done {
                     return;
                 }
@@ -1191,7 +1245,9 @@ impl Bench {
                 self.check_watcher(st, id, now);
             }
             b'p' | b's' | b'c' => {
-                let Some(line) = st.lines.get_mut(id as usize) else { return };
+                let Some(line) = st.lines.get_mut(id as usize) else {
+                    return;
+                };
                 if (kind != b'p' && gen != line.gen) || cseq != line.cseq {
                     return;
                 }

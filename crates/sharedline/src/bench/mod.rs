@@ -50,6 +50,20 @@ pub enum BenchCommand {
     Hold(HoldArgs),
     /// The bare responder: canned 200s and pre-built NOTIFYs over UDP.
     Responder(ResponderArgs),
+    /// Print the side-by-side table of a results file (JSON lines), with
+    /// sharedline's requests/s divided by each server's.
+    Table(TableArgs),
+}
+
+/// Flags of `table`.
+#[derive(Debug, Clone, Args)]
+pub struct TableArgs {
+    /// A file of JSON lines written by the workloads' --results.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// The server label the ratios are taken against.
+    #[arg(long, default_value = "sharedline")]
+    pub base: String,
 }
 
 /// Flags shared by the load workloads.
@@ -129,6 +143,12 @@ pub fn run(args: BenchArgs) -> ExitCode {
         BenchCommand::SubscribeChurn(a) => load::run(load::Workload::SubscribeChurn, &a, None),
         BenchCommand::Hold(h) => load::run(load::Workload::Hold, &h.load, Some(&h)),
         BenchCommand::Responder(a) => responder::run(&a).map(|()| true),
+        BenchCommand::Table(t) => std::fs::read_to_string(&t.file)
+            .map_err(|e| format!("cannot read {}: {e}", t.file.display()))
+            .map(|text| {
+                print!("{}", report::comparison(&text, &t.base));
+                true
+            }),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

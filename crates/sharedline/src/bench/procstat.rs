@@ -44,8 +44,7 @@ impl Watched {
                 let mut total = Usage::default();
                 let mut any = false;
                 for entry in fs::read_dir("/proc").ok()?.flatten() {
-                    let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok())
-                    else {
+                    let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
                         continue;
                     };
                     let Some((cpu_s, pgrp)) = stat(pid) else {
@@ -110,7 +109,9 @@ mod tests {
 
     #[test]
     fn reads_this_process_and_its_group() {
-        let me = Watched::Pid(std::process::id()).read().expect("own /proc entry");
+        let me = Watched::Pid(std::process::id())
+            .read()
+            .expect("own /proc entry");
         assert!(me.mem_kb > 0);
         let (_, pgrp) = stat(std::process::id()).expect("own stat");
         let group = Watched::Group(pgrp).read().expect("own group");

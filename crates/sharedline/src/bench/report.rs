@@ -95,7 +95,10 @@ impl Report {
     /// A human table, one `name value` row per figure.
     pub fn table(&self) -> String {
         let mut rows: Vec<(String, String)> = vec![
-            ("workload".into(), format!("{} over {}", self.workload, self.transport)),
+            (
+                "workload".into(),
+                format!("{} over {}", self.workload, self.transport),
+            ),
             ("server".into(), self.server.clone()),
             (
                 "shape".into(),
@@ -118,12 +121,18 @@ impl Report {
                 "latency p50/p99/p999/max".into(),
                 format!(
                     "{} / {} / {} / {} us",
-                    self.latency.p50_us, self.latency.p99_us, self.latency.p999_us, self.latency.max_us
+                    self.latency.p50_us,
+                    self.latency.p99_us,
+                    self.latency.p999_us,
+                    self.latency.max_us
                 ),
             ),
             (
                 "retransmissions client/server".into(),
-                format!("{} / {}", self.client_retransmissions, self.server_retransmissions),
+                format!(
+                    "{} / {}",
+                    self.client_retransmissions, self.server_retransmissions
+                ),
             ),
             ("error responses".into(), self.error_responses.to_string()),
             (
@@ -186,5 +195,131 @@ impl Report {
             writeln!(f, "{json}")?;
         }
         Ok(())
+    }
+}
+
+/// The side-by-side table of a results file: one row per run, and in the
+/// last column `base`'s requests/s divided by this row's, for the same
+/// workload and transport (2.0: `base` served twice as many).
+pub fn comparison(jsonl: &str, base: &str) -> String {
+    use serde_json::Value;
+    let rows: Vec<Value> = jsonl
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let f = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64);
+    let lat = |v: &Value, k: &str| {
+        v.get("latency")
+            .and_then(|l| l.get(k))
+            .and_then(Value::as_f64)
+            .map_or("-".to_string(), |us| format!("{:.1}", us / 1000.0))
+    };
+    let header = [
+        "workload",
+        "transport",
+        "server",
+        "req/s",
+        "NOTIFY/s",
+        "lost",
+        "p50 ms",
+        "p99 ms",
+        "p999 ms",
+        "srv CPU s",
+        "srv core%",
+        "srv MiB",
+        "client core%",
+        "result",
+        &format!("{base} / this"),
+    ];
+    let mut table: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
+    for r in &rows {
+        let base_rps = rows
+            .iter()
+            .find(|b| {
+                s(b, "server") == base
+                    && s(b, "workload") == s(r, "workload")
+                    && s(b, "transport") == s(r, "transport")
+            })
+            .and_then(|b| f(b, "requests_per_s"));
+        let ratio = match (base_rps, f(r, "requests_per_s")) {
+            (Some(b), Some(x)) if x > 0.0 => format!("{:.2}", b / x),
+            _ => "-".into(),
+        };
+        let opt = |k: &str, scale: f64, digits: usize| {
+            f(r, k).map_or("-".to_string(), |x| format!("{:.*}", digits, x * scale))
+        };
+        table.push(vec![
+            s(r, "workload"),
+            s(r, "transport"),
+            s(r, "server"),
+            opt("requests_per_s", 1.0, 0),
+            opt("notifies_per_s", 1.0, 0),
+            opt("notifies_lost", 1.0, 0),
+            lat(r, "p50_us"),
+            lat(r, "p99_us"),
+            lat(r, "p999_us"),
+            opt("server_cpu_s", 1.0, 2),
+            opt("server_cpu_util", 100.0, 0),
+            opt("server_rss_kb", 1.0 / 1024.0, 0),
+            opt("client_cpu_util", 100.0, 0),
+            if r.get("ok").and_then(Value::as_bool) == Some(true) {
+                "ok".into()
+            } else {
+                "FAILED".into()
+            },
+            ratio,
+        ]);
+    }
+    let cols = table[0].len();
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| table.iter().map(|row| row[c].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for (i, row) in table.iter().enumerate() {
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(c, cell)| format!("{cell:<w$}", w = widths[c]))
+            .collect();
+        out.push_str(&format!("| {} |\n", cells.join(" | ")));
+        if i == 0 {
+            let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+            out.push_str(&format!("|-{}-|\n", rule.join("-|-")));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comparison_divides_the_base_by_each_row() {
+        let a = Report {
+            workload: "seize-fanout".into(),
+            transport: "udp".into(),
+            server: "sharedline".into(),
+            requests_per_s: 300.0,
+            ok: true,
+            ..Report::default()
+        };
+        let b = Report {
+            server: "kamailio".into(),
+            requests_per_s: 100.0,
+            ok: false,
+            ..a.clone()
+        };
+        let text = format!("{}\n{}\nnot json\n", a.json(), b.json());
+        let t = comparison(&text, "sharedline");
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 4, "{t}");
+        assert!(lines[2].contains("| 1.00"), "{t}");
+        assert!(
+            lines[3].contains("kamailio") && lines[3].contains("| 3.00"),
+            "{t}"
+        );
+        assert!(lines[3].contains("FAILED"), "{t}");
     }
 }

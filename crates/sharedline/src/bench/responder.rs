@@ -19,8 +19,8 @@ pub fn run(a: &ResponderArgs) -> Result<(), String> {
     if a.listen.transport != Transport::Udp {
         return Err("the responder speaks UDP only (--listen udp:HOST:PORT)".into());
     }
-    let sock = UdpSocket::bind(a.listen.addr)
-        .map_err(|e| format!("cannot bind {}: {e}", a.listen))?;
+    let sock =
+        UdpSocket::bind(a.listen.addr).map_err(|e| format!("cannot bind {}: {e}", a.listen))?;
     let local = sock.local_addr().map_err(|e| e.to_string())?;
     {
         let mut out = std::io::stdout().lock();
@@ -92,7 +92,9 @@ impl Responder {
         out: &mut Vec<u8>,
         sends: &mut Vec<(SocketAddr, std::ops::Range<usize>)>,
     ) {
-        let Ok(msg) = sip::parse(bytes, false) else { return };
+        let Ok(msg) = sip::parse(bytes, false) else {
+            return;
+        };
         let Some(method) = msg.method() else { return };
         match method.as_str() {
             "SUBSCRIBE" => self.subscribe(&msg, from, out, sends),
@@ -133,7 +135,11 @@ impl Responder {
             sends.push((from, start..out.len()));
             return;
         }
-        let expires = msg.expires().ok().flatten().unwrap_or(if watcher { 3600 } else { 15 });
+        let expires = msg
+            .expires()
+            .ok()
+            .flatten()
+            .unwrap_or(if watcher { 3600 } else { 15 });
         let call_id = msg.header(HeaderName::CallId).unwrap_or("");
         let to = msg.to().ok().flatten();
         let existing = self.by_call_id.get(call_id).copied();
@@ -141,8 +147,15 @@ impl Responder {
             (Some(tag), Some(idx)) => (idx, tag.to_owned()),
             (Some(_), None) => {
                 let start = out.len();
-                ResponseWriter::new(out, msg, 481, "Subscription Does Not Exist", Some(from), None)
-                    .finish();
+                ResponseWriter::new(
+                    out,
+                    msg,
+                    481,
+                    "Subscription Does Not Exist",
+                    Some(from),
+                    None,
+                )
+                .finish();
                 sends.push((from, start..out.len()));
                 return;
             }
@@ -161,13 +174,19 @@ impl Responder {
             })
             .finish();
         sends.push((from, start..out.len()));
-        let Some(line) = self.subs[idx].as_ref().map(|s| s.line.clone()) else { return };
+        let Some(line) = self.subs[idx].as_ref().map(|s| s.line.clone()) else {
+            return;
+        };
         let seized_ci = msg
             .header(HeaderName::CallInfo)
             .unwrap_or("<sip:x>;appearance-index=1")
             .to_owned();
         if expires == 0 {
-            let ci = if watcher { format!("<sip:{line}>;appearance-index=*;appearance-state=idle") } else { seized_ci.clone() };
+            let ci = if watcher {
+                format!("<sip:{line}>;appearance-index=*;appearance-state=idle")
+            } else {
+                seized_ci.clone()
+            };
             self.notify(idx, "terminated;reason=timeout", &ci, out, sends);
             self.drop_sub(idx, call_id);
             if !watcher {
@@ -265,7 +284,9 @@ impl Responder {
     }
 
     fn drop_sub(&mut self, idx: usize, call_id: &str) {
-        let Some(sub) = self.subs[idx].take() else { return };
+        let Some(sub) = self.subs[idx].take() else {
+            return;
+        };
         self.by_call_id.remove(call_id);
         if sub.watcher {
             if let Some(list) = self.lines.get_mut(&sub.line) {
@@ -284,7 +305,9 @@ impl Responder {
         sends: &mut Vec<(SocketAddr, std::ops::Range<usize>)>,
     ) {
         self.counter += 1;
-        let Some(sub) = self.subs[idx].as_mut() else { return };
+        let Some(sub) = self.subs[idx].as_mut() else {
+            return;
+        };
         sub.cseq += 1;
         let start = out.len();
         out.extend_from_slice(&sub.head);
@@ -305,7 +328,9 @@ impl Responder {
         out: &mut Vec<u8>,
         sends: &mut Vec<(SocketAddr, std::ops::Range<usize>)>,
     ) {
-        let Some(list) = self.lines.get(line) else { return };
+        let Some(list) = self.lines.get(line) else {
+            return;
+        };
         let list = list.clone();
         for idx in list {
             self.notify(idx, "active", call_info, out, sends);
@@ -345,7 +370,12 @@ mod tests {
     fn run(r: &mut Responder, bytes: &[u8]) -> Vec<String> {
         let mut out = Vec::new();
         let mut sends = Vec::new();
-        r.handle(bytes, "127.0.0.1:7000".parse().unwrap(), &mut out, &mut sends);
+        r.handle(
+            bytes,
+            "127.0.0.1:7000".parse().unwrap(),
+            &mut out,
+            &mut sends,
+        );
         sends
             .iter()
             .map(|(_, range)| String::from_utf8_lossy(&out[range.clone()]).into_owned())
@@ -355,11 +385,23 @@ mod tests {
     #[test]
     fn subscribe_publish_seize_and_unsubscribe() {
         let mut r = Responder::new("127.0.0.1:5060".parse().unwrap());
-        let got = run(&mut r, &req("SUBSCRIBE", "w1", "", "Event: call-info\r\nExpires: 600\r\n"));
+        let got = run(
+            &mut r,
+            &req(
+                "SUBSCRIBE",
+                "w1",
+                "",
+                "Event: call-info\r\nExpires: 600\r\n",
+            ),
+        );
         assert_eq!(got.len(), 2);
         assert!(got[0].starts_with("SIP/2.0 200"), "{}", got[0]);
         assert!(got[0].contains(";tag=r1"), "{}", got[0]);
-        assert!(got[1].starts_with("NOTIFY sip:w@127.0.0.1:7000 SIP/2.0"), "{}", got[1]);
+        assert!(
+            got[1].starts_with("NOTIFY sip:w@127.0.0.1:7000 SIP/2.0"),
+            "{}",
+            got[1]
+        );
         // Every NOTIFY it sends parses and is a request.
         for m in &got[1..] {
             let msg = sip::parse(m.as_bytes(), false).unwrap();
@@ -371,24 +413,61 @@ mod tests {
         assert!(got[0].contains("SIP-ETag: e"), "{}", got[0]);
         assert!(got[1].contains("CSeq: 2 NOTIFY"), "{}", got[1]);
         assert!(got[1].contains("appearance-state=alerting"), "{}", got[1]);
-        let got = run(&mut r, &req("SUBSCRIBE", "s1", "", "Event: line-seize\r\nCall-Info: <sip:x>;appearance-index=1\r\n"));
+        let got = run(
+            &mut r,
+            &req(
+                "SUBSCRIBE",
+                "s1",
+                "",
+                "Event: line-seize\r\nCall-Info: <sip:x>;appearance-index=1\r\n",
+            ),
+        );
         assert_eq!(got.len(), 3, "200, seizer NOTIFY, watcher NOTIFY");
         let tag = "r3";
-        let got = run(&mut r, &req("SUBSCRIBE", "s1", &format!(";tag={tag}"), "Event: line-seize\r\nExpires: 0\r\nCall-Info: <sip:x>;appearance-index=1\r\n"));
+        let got = run(
+            &mut r,
+            &req(
+                "SUBSCRIBE",
+                "s1",
+                &format!(";tag={tag}"),
+                "Event: line-seize\r\nExpires: 0\r\nCall-Info: <sip:x>;appearance-index=1\r\n",
+            ),
+        );
         assert_eq!(got.len(), 3, "{got:?}");
         assert!(got[1].contains("terminated"));
-        let got = run(&mut r, &req("SUBSCRIBE", "w1", ";tag=r1", "Event: call-info\r\nExpires: 0\r\n"));
+        let got = run(
+            &mut r,
+            &req(
+                "SUBSCRIBE",
+                "w1",
+                ";tag=r1",
+                "Event: call-info\r\nExpires: 0\r\n",
+            ),
+        );
         assert_eq!(got.len(), 2);
         assert!(got[1].contains("Subscription-State: terminated"));
-        assert_eq!(run(&mut r, &req("SUBSCRIBE", "zz", ";tag=nope", "Event: call-info\r\n")).len(), 1);
+        assert_eq!(
+            run(
+                &mut r,
+                &req("SUBSCRIBE", "zz", ";tag=nope", "Event: call-info\r\n")
+            )
+            .len(),
+            1
+        );
         assert!(r.lines.get("line1@127.0.0.1").is_none_or(|l| l.is_empty()));
     }
 
     #[test]
     fn contact_addresses() {
-        assert_eq!(addr_of("sip:w@127.0.0.1:7000;transport=udp"), Some("127.0.0.1:7000".parse().unwrap()));
+        assert_eq!(
+            addr_of("sip:w@127.0.0.1:7000;transport=udp"),
+            Some("127.0.0.1:7000".parse().unwrap())
+        );
         assert_eq!(addr_of("sip:[::1]:9"), Some("[::1]:9".parse().unwrap()));
-        assert_eq!(addr_of("sip:w@127.0.0.1"), Some("127.0.0.1:5060".parse().unwrap()));
+        assert_eq!(
+            addr_of("sip:w@127.0.0.1"),
+            Some("127.0.0.1:5060".parse().unwrap())
+        );
         assert_eq!(addr_of("tel:123"), None);
         assert_eq!(line_of("sip:line1@h;x=y"), "line1@h");
     }
