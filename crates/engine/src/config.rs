@@ -112,6 +112,10 @@ pub struct Quotas {
     pub max_subscriptions_per_source: usize,
     /// Live publications on one line.
     pub max_publications_per_line: usize,
+    /// NOTIFY transactions open at once. Past it, NOTIFYs wait their turn
+    /// (and coalesce), so a restart or a big line does not send one burst
+    /// that overflows every buffer on the way and times itself out.
+    pub max_notifies_in_flight: usize,
 }
 
 impl Default for Quotas {
@@ -121,6 +125,7 @@ impl Default for Quotas {
             max_subscriptions_per_line: 1_000,
             max_subscriptions_per_source: 10_000,
             max_publications_per_line: 100,
+            max_notifies_in_flight: 4096,
         }
     }
 }

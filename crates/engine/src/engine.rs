@@ -82,6 +82,10 @@ pub struct Engine {
     pub(crate) per_source: HashMap<IpAddr, usize>,
     /// Live subscriptions, not counting ending ones.
     pub(crate) live_subs: usize,
+    /// NOTIFY transactions open now.
+    pub(crate) notifies_in_flight: usize,
+    /// Subscriptions waiting for a NOTIFY slot, oldest first.
+    pub(crate) waiting: VecDeque<SubKey>,
     /// Refusals for overload, logged once per interval: reason → (last log, suppressed).
     overload_log: HashMap<&'static str, (Time, u64)>,
     pub(crate) stats: Stats,
@@ -118,6 +122,8 @@ impl Engine {
             order: 0,
             per_source: HashMap::new(),
             live_subs: 0,
+            notifies_in_flight: 0,
+            waiting: VecDeque::new(),
             overload_log: HashMap::new(),
             stats: Stats::default(),
             events: None,
@@ -244,7 +250,18 @@ impl Engine {
             Some((barrier, _)) if *barrier <= self.durable => {
                 self.out.pop_front().map(|(_, t)| Output::Transmit(t))
             }
-            _ => None,
+            Some(_) => None,
+            None => {
+                // After a burst the queues sit empty with their peak
+                // capacity; give it back.
+                if self.out.capacity() > 4096 {
+                    self.out.shrink_to(64);
+                }
+                if self.batches.capacity() > 4096 {
+                    self.batches.shrink_to(64);
+                }
+                None
+            }
         }
     }
 

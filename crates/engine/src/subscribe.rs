@@ -236,10 +236,8 @@ impl Engine {
         let resource = self.forget_subscription(key)?;
         if let Some(s) = self.subs.get_mut(key) {
             s.ending = Some(reason);
-            if !s.in_flight {
-                self.send_notify(now, key);
-            }
         }
+        self.notify(now, key);
         Some(resource)
     }
 
@@ -265,6 +263,7 @@ impl Engine {
 
     /// The subscription's state changed: NOTIFY now, or after the NOTIFY in flight.
     pub(crate) fn notify(&mut self, now: Time, key: SubKey) {
+        let full = self.notifies_in_flight >= self.cfg.quotas.max_notifies_in_flight;
         let Some(s) = self.subs.get_mut(key) else {
             return;
         };
@@ -272,7 +271,32 @@ impl Engine {
             s.dirty = true;
             return;
         }
+        if full {
+            // Its turn comes when a NOTIFY completes; by then it carries
+            // whatever the state is.
+            if !s.queued {
+                s.queued = true;
+                self.waiting.push_back(key);
+            }
+            return;
+        }
         self.send_notify(now, key);
+    }
+
+    /// A NOTIFY slot freed: give it to those waiting, oldest first.
+    fn next_waiting(&mut self, now: Time) {
+        while self.notifies_in_flight < self.cfg.quotas.max_notifies_in_flight {
+            let Some(key) = self.waiting.pop_front() else {
+                break;
+            };
+            let Some(s) = self.subs.get_mut(key) else {
+                continue;
+            };
+            s.queued = false;
+            if !s.in_flight {
+                self.send_notify(now, key);
+            }
+        }
     }
 
     /// A NOTIFY transaction ended with `code` (`None`: Timer F).
@@ -282,6 +306,12 @@ impl Engine {
             Some(c) if c >= 300 => self.stats.notifies_failed += 1,
             Some(_) => {}
         }
+        self.notifies_in_flight = self.notifies_in_flight.saturating_sub(1);
+        self.after_notify(now, ctx, code);
+        self.next_waiting(now);
+    }
+
+    fn after_notify(&mut self, now: Time, ctx: NotifyCtx, code: Option<u16>) {
         if ctx.terminal {
             return;
         }
@@ -352,6 +382,7 @@ impl Engine {
             self.subs.remove(key);
         }
         self.stats.notifies_sent += 1;
+        self.notifies_in_flight += 1;
         let ctx = NotifyCtx {
             sub: key,
             terminal: terminal.is_some(),

@@ -96,6 +96,8 @@ pub(crate) struct Subscription {
     pub(crate) ending: Option<&'static str>,
     /// The final status of its last completed NOTIFY (408: no answer; 0: none yet).
     pub(crate) last_status: u16,
+    /// Waiting in the engine's queue for a NOTIFY slot.
+    pub(crate) queued: bool,
 }
 
 fn pack(d: &DialogText<'_>) -> (Box<str>, [u32; 8]) {
@@ -163,6 +165,7 @@ impl Subscription {
             dirty: false,
             ending: None,
             last_status: 0,
+            queued: false,
         }
     }
 
@@ -249,6 +252,7 @@ impl Subscription {
             dirty: false,
             ending: None,
             last_status: 0,
+            queued: false,
         }
     }
 

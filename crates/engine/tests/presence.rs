@@ -647,6 +647,7 @@ fn quotas_refuse_with_503_and_keep_state_bounded() {
         max_subscriptions_per_line: 10,
         max_subscriptions_per_source: 20,
         max_publications_per_line: 2,
+        ..Default::default()
     };
     let mut h = Harness::with(engine::Config {
         quotas,
@@ -791,4 +792,65 @@ fn silent_watchers_do_not_pile_up_retransmission_state() {
     assert_eq!(h.engine.subscription_count(), 0);
     h.advance(10_000);
     assert_eq!(h.engine.open_transactions(), (0, 0));
+}
+
+#[test]
+fn notifies_beyond_the_in_flight_cap_wait_their_turn_with_the_latest_state() {
+    let quotas = engine::config::Quotas {
+        max_notifies_in_flight: 10,
+        ..Default::default()
+    };
+    let mut h = Harness::with(engine::Config {
+        quotas,
+        ..Default::default()
+    });
+    let mut phones: Vec<Phone> = (9000..9030u16).map(Phone::new).collect();
+    // Thirty watchers subscribe at once: ten first NOTIFYs go out, the rest wait.
+    for p in &mut phones {
+        let req = p.subscribe(LINE, "call-info", Some(600), "");
+        h.input(p.src(), &req);
+    }
+    let mut seen: std::collections::HashMap<u16, Vec<Sent>> = Default::default();
+    let collect = |h: &mut Harness| -> Vec<(u16, Sent)> {
+        let out: Vec<(u16, Sent)> = h
+            .take()
+            .into_iter()
+            .map(|t| (t.remote.port(), Sent { bytes: t.bytes }))
+            .filter(|(_, s)| s.is_notify())
+            .collect();
+        out
+    };
+    let first = collect(&mut h);
+    assert_eq!(first.len(), 10);
+    assert_eq!(h.engine.open_transactions().1, 10);
+    // A change while they wait: it reaches everyone, once each.
+    let mut pbx = Phone::new(6000);
+    h.input(pbx.src(), &pbx.publish(LINE, None, &ci(4, "alerting")));
+    let mut pending = first;
+    let mut rounds = 0;
+    while !pending.is_empty() {
+        rounds += 1;
+        for (port, n) in &pending {
+            h.input(udp(*port), &reply(n, 200));
+        }
+        for (port, n) in pending.drain(..) {
+            seen.entry(port).or_default().push(n);
+        }
+        pending = collect(&mut h);
+        assert!(pending.len() <= 10, "never more than the cap in flight");
+    }
+    assert!(rounds >= 3);
+    assert_eq!(seen.len(), 30);
+    for (port, ns) in &seen {
+        let last = ns.last().unwrap();
+        assert_eq!(
+            last.appearances(),
+            [(4, "alerting".to_string())],
+            "watcher {port}"
+        );
+        assert!(ns.len() <= 2, "watcher {port} got {} NOTIFYs", ns.len());
+    }
+    // Completed transactions linger only for Timer K.
+    h.advance(5_000);
+    assert_eq!(h.engine.open_transactions().1, 0);
 }

@@ -157,6 +157,7 @@ struct FileLimits {
     max_subscriptions_per_line: Option<u64>,
     max_subscriptions_per_source: Option<u64>,
     max_publications_per_line: Option<u64>,
+    max_notifies_in_flight: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -325,6 +326,11 @@ impl Settings {
                 "limits.max_publications_per_line",
                 file.limits.max_publications_per_line,
                 &mut q.max_publications_per_line,
+            ),
+            (
+                "limits.max_notifies_in_flight",
+                file.limits.max_notifies_in_flight,
+                &mut q.max_notifies_in_flight,
             ),
         ] {
             match value {
@@ -522,6 +528,7 @@ max_subscriptions = 500
 max_subscriptions_per_line = 40
 max_subscriptions_per_source = 300
 max_publications_per_line = 3
+max_notifies_in_flight = 64
 [timers]
 t1_ms = 100
 t2_ms = 800
@@ -569,6 +576,7 @@ default_expires = 15
                 max_subscriptions_per_line: 40,
                 max_subscriptions_per_source: 300,
                 max_publications_per_line: 3,
+                max_notifies_in_flight: 64,
             }
         );
         assert_eq!(

@@ -169,7 +169,11 @@ pub async fn serve(settings: Settings, stop: impl Future<Output = ()>) -> Result
         };
         match spec.transport {
             Transport::Udp => {
-                let socket = Arc::new(UdpSocket::bind(spec.addr).await.map_err(bind_err)?);
+                let socket = Arc::new(
+                    transport::udp::bind(spec.addr)
+                        .and_then(UdpSocket::from_std)
+                        .map_err(bind_err)?,
+                );
                 let local = socket.local_addr().map_err(bind_err)?;
                 udp_sockets.insert(local, Arc::clone(&socket));
                 lines.push_str(&format!("listening udp:{local}\n"));

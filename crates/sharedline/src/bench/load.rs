@@ -252,8 +252,10 @@ async fn drive(w: Workload, a: LoadArgs, hold: Option<HoldArgs>) -> Result<Repor
     match transport {
         Transport::Udp => {
             for _ in 0..a.sockets {
-                let s = UdpSocket::bind(bind)
-                    .await
+                // Large buffers, as the server has: thousands of NOTIFYs
+                // arrive in a burst on a few sockets.
+                let s = crate::transport::udp::bind(bind)
+                    .and_then(UdpSocket::from_std)
                     .map_err(|e| format!("cannot bind a UDP socket: {e}"))?;
                 let local = s.local_addr().map_err(|e| e.to_string())?;
                 links.push(Rc::new(Link {

@@ -12,15 +12,16 @@ use engine::Transport;
 use sip::{HeaderName, Message, ResponseWriter};
 use std::collections::HashMap;
 use std::io::Write as _;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 
 /// Bind, print `listening udp:ADDR`, and answer until killed.
 pub fn run(a: &ResponderArgs) -> Result<(), String> {
     if a.listen.transport != Transport::Udp {
         return Err("the responder speaks UDP only (--listen udp:HOST:PORT)".into());
     }
-    let sock =
-        UdpSocket::bind(a.listen.addr).map_err(|e| format!("cannot bind {}: {e}", a.listen))?;
+    let sock = crate::transport::udp::bind(a.listen.addr)
+        .and_then(|s| s.set_nonblocking(false).map(|()| s))
+        .map_err(|e| format!("cannot bind {}: {e}", a.listen))?;
     let local = sock.local_addr().map_err(|e| e.to_string())?;
     {
         let mut out = std::io::stdout().lock();

@@ -75,3 +75,31 @@ mod tests {
         assert!(!is_keepalive(b"\r\nOPTIONS sip:x SIP/2.0\r\n"));
     }
 }
+
+/// Kernel buffers for each UDP socket. A fan-out sends thousands of NOTIFYs
+/// in a burst and their 200 OKs come back in one; at the default (about
+/// 200 KiB, where each datagram counts several times its size) the answers
+/// overflow it and are dropped, and the NOTIFYs are retransmitted for nothing.
+pub const UDP_BUFFER: usize = 8 << 20;
+
+/// Bind a non-blocking UDP socket with large buffers (the kernel may cap them at
+/// net.core.rmem_max / wmem_max; what it grants is logged).
+pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    // Best effort: a smaller buffer still works, only sooner overflows.
+    let _ = socket.set_recv_buffer_size(UDP_BUFFER);
+    let _ = socket.set_send_buffer_size(UDP_BUFFER);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    tracing::debug!(
+        %addr,
+        recv = socket.recv_buffer_size().unwrap_or(0),
+        send = socket.send_buffer_size().unwrap_or(0),
+        "udp socket buffers"
+    );
+    Ok(socket.into())
+}
