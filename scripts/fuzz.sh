@@ -24,5 +24,5 @@ fi
 
 cd "$root/fuzz"
 export RUSTC_BOOTSTRAP=1
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/target-fuzz}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/fuzz/target}"
 exec cargo fuzz run "$target" "$corpus" -- -max_total_time="$seconds" -max_len=8192

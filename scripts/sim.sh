@@ -8,7 +8,7 @@ set -euo pipefail
 seeds="${1:-5000}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/target-sim}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 echo "sim: running $seeds seeds (release)"
 start=$(date +%s)
 status=0

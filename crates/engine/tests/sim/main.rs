@@ -58,12 +58,15 @@ fn sim_many_seeds() {
             }
         }
     }
-    println!(
-        "sim: {} seeds in {:.1} s: {steps} steps, {crashes} crashes, {sent} datagrams ({lost} lost), {} failed",
+    // Written to the stderr handle itself, not through `eprintln!`, which
+    // the test harness captures: CI's log shows how many seeds ran.
+    let summary = format!(
+        "sim: {} seeds in {:.1} s: {steps} steps, {crashes} crashes, {sent} datagrams ({lost} lost), {} failed\n",
         seeds.len(),
         start.elapsed().as_secs_f64(),
         failures.len()
     );
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), summary.as_bytes());
     println!("sim: exercised {stats:?}");
     assert!(failures.is_empty(), "failing seeds {failures:?}; replay one with SIM_SEED=K cargo test -p engine --test sim -- --nocapture");
 }
