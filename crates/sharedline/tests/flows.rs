@@ -196,3 +196,52 @@ fn sqlite_state_survives_a_restart() {
         String::from_utf8_lossy(&notify)
     );
 }
+
+/// A proxy carries many watchers of one line on one TCP connection: a
+/// PUBLISH to that line queues all their NOTIFYs on it at once, and none may
+/// be dropped (nor the connection closed).
+#[test]
+fn one_connection_carries_hundreds_of_watchers_of_a_line() {
+    const N: usize = 600;
+    let server = Server::start_local(&[]);
+    let mut proxy = TcpClient::connect(server.tcp);
+    let me = proxy.addr();
+    for i in 0..N {
+        let req = format!(
+            "SUBSCRIBE sip:big@example.com SIP/2.0\r\nVia: SIP/2.0/TCP {me};branch=z9hG4bKbig{i}\r\nMax-Forwards: 70\r\nFrom: <sip:w{i}@example.com>;tag=t{i}\r\nTo: <sip:big@example.com>\r\nCall-ID: big-{i}\r\nCSeq: 1 SUBSCRIBE\r\nContact: <sip:w{i}@{me};transport=tcp>\r\nEvent: call-info\r\nExpires: 600\r\nContent-Length: 0\r\n\r\n"
+        );
+        proxy.send(req.as_bytes());
+    }
+    // Every SUBSCRIBE gets its 200 and its first NOTIFY, each NOTIFY answered.
+    let mut oks = 0;
+    let mut notifies = 0;
+    while oks < N || notifies < N {
+        let msg = proxy.read_message(WAIT).expect("answers keep coming");
+        if start_line(&msg).starts_with("NOTIFY ") {
+            notifies += 1;
+            proxy.send(&response_to(&msg, 200, "OK"));
+        } else if start_line(&msg).starts_with("SIP/2.0 200") {
+            oks += 1;
+        }
+    }
+    let pbx = UdpClient::new();
+    let publish = format!(
+        "PUBLISH sip:big@example.com SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bKbigpub;rport\r\nMax-Forwards: 70\r\nFrom: <sip:pbx@example.com>;tag=p\r\nTo: <sip:big@example.com>\r\nCall-ID: big-pub\r\nCSeq: 1 PUBLISH\r\nEvent: call-info\r\nCall-Info: <sip:example.com>;appearance-index=1;appearance-state=alerting\r\nContent-Length: 0\r\n\r\n",
+        pbx.addr()
+    );
+    pbx.send(server.udp, publish.as_bytes());
+    let ok = pbx.recv_response(WAIT).expect("PUBLISH answered");
+    assert_eq!(ok.status, 200);
+    let mut alerting = 0;
+    while alerting < N {
+        let msg = proxy
+            .read_message(WAIT)
+            .unwrap_or_else(|| panic!("only {alerting} of {N} NOTIFYs arrived"));
+        if start_line(&msg).starts_with("NOTIFY ") {
+            assert!(String::from_utf8_lossy(&msg).contains("appearance-state=alerting"));
+            alerting += 1;
+            proxy.send(&response_to(&msg, 200, "OK"));
+        }
+    }
+    assert!(!server.stderr().contains("write queue full"));
+}

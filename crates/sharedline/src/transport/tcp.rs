@@ -20,7 +20,10 @@ use tokio::time::{sleep_until, Instant};
 
 /// Messages queued for one connection before the engine gives up on it (a
 /// peer that stops reading must not make the server buffer without bound).
-pub const WRITE_QUEUE: usize = 256;
+/// A proxy in front carries every watcher of a line on one connection, so a
+/// PUBLISH to a line of a thousand watchers queues a thousand NOTIFYs at
+/// once: the bound sits above the engine's NOTIFY cap (4096 in flight).
+pub const WRITE_QUEUE: usize = 8192;
 /// How long an outgoing connection may take to establish.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Read-buffer growth step.
