@@ -233,27 +233,22 @@ impl Subscription {
             remote_uri: &rec.remote_uri,
             remote_target: &rec.remote_target,
         };
-        let (text, ends) = pack(&dialog);
-        Subscription {
-            text,
-            ends,
+        let route_set = rec.route_set.iter().map(|r| r.as_str().into()).collect();
+        let mut s = Subscription::new(
+            dialog,
             package,
             resource,
-            route_set: rec.route_set.into_iter().map(Into::into).collect(),
-            local_cseq: rec.local_cseq,
-            remote_cseq: rec.remote_cseq,
-            expires_at: rec.expires_at,
-            changed_at: rec.changed_at,
-            last_notify_at: rec.last_notify_at,
-            source: rec.source,
+            route_set,
+            rec.remote_cseq,
+            rec.changed_at,
+            rec.expires_at,
+            rec.source,
             data,
             order,
-            in_flight: false,
-            dirty: false,
-            ending: None,
-            last_status: 0,
-            queued: false,
-        }
+        );
+        s.local_cseq = rec.local_cseq;
+        s.last_notify_at = rec.last_notify_at;
+        s
     }
 
     /// The record the store keeps.
