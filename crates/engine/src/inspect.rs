@@ -110,13 +110,20 @@ impl Engine {
 
     /// The live subscriptions on one line, as the store keeps them.
     pub fn line_subscriptions(&self, resource: &str) -> Vec<SubscriptionRecord> {
-        let Some(r) = self.resources.get(resource) else { return Vec::new() };
-        r.subs.iter().filter_map(|k| self.subs.get(*k)).map(|s| s.to_record()).collect()
+        let Some(r) = self.resources.get(resource) else {
+            return Vec::new();
+        };
+        r.subs
+            .iter()
+            .filter_map(|k| self.subs.get(*k))
+            .map(|s| s.to_record())
+            .collect()
     }
 
     /// Live subscriptions per package, without copying any record.
     pub fn subscription_counts(&self) -> Vec<(&'static str, usize)> {
-        let mut counts: Vec<(&'static str, usize)> = self.packages.iter().map(|p| (p.name(), 0)).collect();
+        let mut counts: Vec<(&'static str, usize)> =
+            self.packages.iter().map(|p| (p.name(), 0)).collect();
         for (_, s) in self.subs.iter().filter(|(_, s)| s.ending.is_none()) {
             if let Some(c) = counts.iter_mut().find(|(n, _)| *n == s.package) {
                 c.1 += 1;

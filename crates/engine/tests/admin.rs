@@ -143,11 +143,30 @@ fn per_line_views_and_last_notify_status() {
     assert_eq!(h.engine.watcher_count(LINE), 2);
     assert_eq!(h.engine.watcher_count("sip:nobody@example.com"), 0);
     assert_eq!(h.engine.line_subscriptions(LINE).len(), 2);
-    assert_eq!(h.engine.subscription_counts(), vec![("call-info", 2), ("line-seize", 0)]);
-    let id1 = h.engine.line_subscriptions(LINE).into_iter().find(|s| s.call_id == w.call_id).unwrap().id;
-    let id2 = h.engine.line_subscriptions(LINE).into_iter().find(|s| s.call_id == w2.call_id).unwrap().id;
+    assert_eq!(
+        h.engine.subscription_counts(),
+        vec![("call-info", 2), ("line-seize", 0)]
+    );
+    let id1 = h
+        .engine
+        .line_subscriptions(LINE)
+        .into_iter()
+        .find(|s| s.call_id == w.call_id)
+        .unwrap()
+        .id;
+    let id2 = h
+        .engine
+        .line_subscriptions(LINE)
+        .into_iter()
+        .find(|s| s.call_id == w2.call_id)
+        .unwrap()
+        .id;
     assert_eq!(h.engine.last_notify_status(&id1), Some(200));
-    assert_eq!(h.engine.last_notify_status(&id2), None, "its first NOTIFY is unanswered");
+    assert_eq!(
+        h.engine.last_notify_status(&id2),
+        None,
+        "its first NOTIFY is unanswered"
+    );
     h.input(w2.src(), &reply(&out[1], 500));
     assert_eq!(h.engine.last_notify_status(&id2), Some(500));
     h.advance(600_000);

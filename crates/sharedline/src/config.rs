@@ -311,7 +311,11 @@ impl Settings {
         };
         let q = &mut config.quotas;
         for (key, value, slot) in [
-            ("limits.max_subscriptions", file.limits.max_subscriptions, &mut q.max_subscriptions),
+            (
+                "limits.max_subscriptions",
+                file.limits.max_subscriptions,
+                &mut q.max_subscriptions,
+            ),
             (
                 "limits.max_subscriptions_per_line",
                 file.limits.max_subscriptions_per_line,
@@ -463,7 +467,9 @@ fn package_limits(p: &FilePackage, base: ExpiresLimits) -> Result<ExpiresLimits,
         .min_expires
         .unwrap_or_else(|| base.min.min(p.default_expires.unwrap_or(u32::MAX)).min(max));
     // `clamp` needs min <= max, which is checked just below.
-    let default = p.default_expires.unwrap_or_else(|| base.default.max(min).min(max));
+    let default = p
+        .default_expires
+        .unwrap_or_else(|| base.default.max(min).min(max));
     if min == 0 {
         return Err("min_expires must be at least 1".into());
     }
@@ -616,7 +622,10 @@ default_expires = 15
             ("sip = [\"quic:1.2.3.4:5\"]", "sip[0]"),
             ("[limits]\nmax_message_size = 10", "limits.max_message_size"),
             ("[limits]\nmax_connections = 0", "limits.max_connections"),
-            ("[limits]\nmax_subscriptions_per_line = 0", "limits.max_subscriptions_per_line"),
+            (
+                "[limits]\nmax_subscriptions_per_line = 0",
+                "limits.max_subscriptions_per_line",
+            ),
             ("[limits]\nmax_connections = -1", "max_connections"),
             ("[timers]\nt1_ms = 900\nt2_ms = 800", "timers.t2_ms"),
             ("[timers]\nt4_ms = 0", "timers.t4_ms"),
@@ -638,7 +647,10 @@ default_expires = 15
                 "[packages.line-seize]\ndefault_expires = 5000\nmax_expires = 60",
                 "default_expires (5000) is above",
             ),
-            ("[packages.call-info]\nmin_expires = 0", "packages.call-info"),
+            (
+                "[packages.call-info]\nmin_expires = 0",
+                "packages.call-info",
+            ),
             ("log = \"bogus[\"", "log"),
             ("store = \"postgres:x\"", "store"),
         ];
@@ -672,27 +684,60 @@ default_expires = 15
 
     #[test]
     fn partial_package_sections_keep_the_package_defaults() {
-        let call_info = ExpiresLimits { min: 60, max: 3600, default: 3600 };
-        let line_seize = ExpiresLimits { min: 1, max: 15, default: 15 };
-        let only_default = FilePackage { default_expires: Some(15), ..FilePackage::default() };
+        let call_info = ExpiresLimits {
+            min: 60,
+            max: 3600,
+            default: 3600,
+        };
+        let line_seize = ExpiresLimits {
+            min: 1,
+            max: 15,
+            default: 15,
+        };
+        let only_default = FilePackage {
+            default_expires: Some(15),
+            ..FilePackage::default()
+        };
         assert_eq!(
             package_limits(&only_default, call_info).unwrap(),
-            ExpiresLimits { min: 15, max: 3600, default: 15 }
+            ExpiresLimits {
+                min: 15,
+                max: 3600,
+                default: 15
+            }
         );
-        let only_max = FilePackage { max_expires: Some(30), ..FilePackage::default() };
+        let only_max = FilePackage {
+            max_expires: Some(30),
+            ..FilePackage::default()
+        };
         assert_eq!(
             package_limits(&only_max, call_info).unwrap(),
-            ExpiresLimits { min: 30, max: 30, default: 30 }
+            ExpiresLimits {
+                min: 30,
+                max: 30,
+                default: 30
+            }
         );
         // line-seize keeps its own minimum of 1 and default of 15.
         assert_eq!(
             package_limits(&only_max, line_seize).unwrap(),
-            ExpiresLimits { min: 1, max: 30, default: 15 }
+            ExpiresLimits {
+                min: 1,
+                max: 30,
+                default: 15
+            }
         );
-        let only_min = FilePackage { min_expires: Some(5), ..FilePackage::default() };
+        let only_min = FilePackage {
+            min_expires: Some(5),
+            ..FilePackage::default()
+        };
         assert_eq!(
             package_limits(&only_min, line_seize).unwrap(),
-            ExpiresLimits { min: 5, max: 15, default: 15 }
+            ExpiresLimits {
+                min: 5,
+                max: 15,
+                default: 15
+            }
         );
     }
 
@@ -731,9 +776,14 @@ default_expires = 15
 
     #[test]
     fn unknown_package_is_an_error() {
-        let (_f, args) = with_file("[packages.presense]
-min_expires = 5");
+        let (_f, args) = with_file(
+            "[packages.presense]
+min_expires = 5",
+        );
         let err = Settings::resolve(&args, None).unwrap_err().to_string();
-        assert!(err.contains("packages.presense") && err.contains("call-info"), "{err}");
+        assert!(
+            err.contains("packages.presense") && err.contains("call-info"),
+            "{err}"
+        );
     }
 }

@@ -471,7 +471,10 @@ fn event_stream_sends_a_snapshot_then_each_change() {
     let mut reader = BufReader::new(s);
     let mut status = String::new();
     reader.read_line(&mut status).expect("a status line");
-    assert!(status.starts_with("HTTP/1.") && status.contains(" 200 "), "{status}");
+    assert!(
+        status.starts_with("HTTP/1.") && status.contains(" 200 "),
+        "{status}"
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     let (name, data) = next_event(&mut reader, deadline);
     assert_eq!(name, "snapshot");

@@ -32,7 +32,10 @@ struct Heard {
 fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
     msg.split("\r\n")
         .take_while(|l| !l.is_empty())
-        .find_map(|l| l.split_once(':').filter(|(n, _)| n.trim().eq_ignore_ascii_case(name)))
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+        })
         .map(|(_, v)| v.trim())
 }
 
@@ -47,8 +50,13 @@ struct Watcher {
 impl Watcher {
     fn new(n: usize) -> Watcher {
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
-        Watcher { sock, call_id: format!("kill9-watch-{n}"), heard: Arc::default() }
+        sock.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        Watcher {
+            sock,
+            call_id: format!("kill9-watch-{n}"),
+            heard: Arc::default(),
+        }
     }
 
     fn subscribe(&self, server: SocketAddr, line: &str) {
@@ -66,20 +74,33 @@ impl Watcher {
         let handle = std::thread::spawn(move || {
             let mut buf = vec![0u8; 65536];
             while !stop.load(Ordering::Relaxed) {
-                let Ok((n, from)) = self.sock.recv_from(&mut buf) else { continue };
+                let Ok((n, from)) = self.sock.recv_from(&mut buf) else {
+                    continue;
+                };
                 let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
                 let first = start_line(msg.as_bytes());
                 let mut h = self.heard.lock().unwrap();
-                if first.starts_with("SIP/2.0 200") && header(&msg, "CSeq").is_some_and(|c| c.ends_with("SUBSCRIBE")) {
+                if first.starts_with("SIP/2.0 200")
+                    && header(&msg, "CSeq").is_some_and(|c| c.ends_with("SUBSCRIBE"))
+                {
                     let to = header(&msg, "To").unwrap_or_default();
                     h.to_tag = to.split(";tag=").nth(1).map(str::to_string);
                 } else if first.starts_with("NOTIFY ") {
-                    let _ = self.sock.send_to(&response_to(msg.as_bytes(), 200, "OK"), from);
-                    let cseq: u32 = header(&msg, "CSeq").and_then(|c| c.split(' ').next()?.parse().ok()).unwrap_or(0);
-                    assert_eq!(header(&msg, "Call-ID"), Some(self.call_id.as_str()), "NOTIFY in the watcher's dialog");
+                    let _ = self
+                        .sock
+                        .send_to(&response_to(msg.as_bytes(), 200, "OK"), from);
+                    let cseq: u32 = header(&msg, "CSeq")
+                        .and_then(|c| c.split(' ').next()?.parse().ok())
+                        .unwrap_or(0);
+                    assert_eq!(
+                        header(&msg, "Call-ID"),
+                        Some(self.call_id.as_str()),
+                        "NOTIFY in the watcher's dialog"
+                    );
                     if cseq > h.last_cseq {
                         h.last_cseq = cseq;
-                        h.last_call_info = header(&msg, "Call-Info").unwrap_or_default().to_string();
+                        h.last_call_info =
+                            header(&msg, "Call-Info").unwrap_or_default().to_string();
                     }
                     h.notifies += 1;
                 }
@@ -90,9 +111,18 @@ impl Watcher {
 }
 
 /// Send one PUBLISH and wait for its final response; returns (status, etag).
-fn publish(sock: &UdpSocket, server: SocketAddr, n: u32, line: &str, etag: Option<&str>, state: &str) -> Option<(u16, String)> {
+fn publish(
+    sock: &UdpSocket,
+    server: SocketAddr,
+    n: u32,
+    line: &str,
+    etag: Option<&str>,
+    state: &str,
+) -> Option<(u16, String)> {
     let me = sock.local_addr().unwrap();
-    let if_match = etag.map(|e| format!("SIP-If-Match: {e}\r\n")).unwrap_or_default();
+    let if_match = etag
+        .map(|e| format!("SIP-If-Match: {e}\r\n"))
+        .unwrap_or_default();
     let req = format!(
         "PUBLISH {line} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKpub{n};rport\r\nMax-Forwards: 70\r\nFrom: <sip:pbx@example.com>;tag=p{n}\r\nTo: <{line}>\r\nCall-ID: pub-{n}\r\nCSeq: 1 PUBLISH\r\nEvent: call-info\r\n{if_match}Call-Info: <sip:example.com>;appearance-index=1;appearance-state={state}\r\nContent-Length: 0\r\n\r\n"
     );
@@ -100,13 +130,18 @@ fn publish(sock: &UdpSocket, server: SocketAddr, n: u32, line: &str, etag: Optio
     let mut buf = vec![0u8; 65536];
     let deadline = Instant::now() + Duration::from_millis(500);
     while Instant::now() < deadline {
-        let Ok((len, _)) = sock.recv_from(&mut buf) else { continue };
+        let Ok((len, _)) = sock.recv_from(&mut buf) else {
+            continue;
+        };
         let msg = String::from_utf8_lossy(&buf[..len]).into_owned();
         if header(&msg, "Call-ID") != Some(&format!("pub-{n}")) {
             continue;
         }
         let status: u16 = start_line(msg.as_bytes()).split(' ').nth(1)?.parse().ok()?;
-        return Some((status, header(&msg, "SIP-ETag").unwrap_or_default().to_string()));
+        return Some((
+            status,
+            header(&msg, "SIP-ETag").unwrap_or_default().to_string(),
+        ));
     }
     None
 }
@@ -131,7 +166,9 @@ fn sigkill_under_load_loses_nothing_acknowledged() {
 
     // Publish and modify in a loop; the kill lands somewhere in the middle.
     let publisher = UdpSocket::bind("127.0.0.1:0").unwrap();
-    publisher.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    publisher
+        .set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
     let mut acked: HashMap<usize, (String, String)> = HashMap::new(); // line -> (etag, state)
     let states = ["alerting", "active", "held", "progressing"];
     let started = Instant::now();
@@ -150,21 +187,36 @@ fn sigkill_under_load_loses_nothing_acknowledged() {
             break;
         }
         let to = server.as_ref().unwrap().udp;
-        if let Some((200, new_etag)) = publish(&publisher, to, n, &line(l), etag.as_deref(), state) {
+        if let Some((200, new_etag)) = publish(&publisher, to, n, &line(l), etag.as_deref(), state)
+        {
             acked.insert(l, (new_etag, state.to_string()));
         }
     }
     assert!(server.is_none(), "the kill happened");
-    assert_eq!(acked.len(), LINES, "every line had an acknowledged publication before the kill");
+    assert_eq!(
+        acked.len(),
+        LINES,
+        "every line had an acknowledged publication before the kill"
+    );
 
     // Restart on the same file.
     let server = Server::start(&args);
     // Every acknowledged ETag still works: modify each line to a final state.
     for (l, (etag, _)) in acked.clone() {
         n += 1;
-        let got = publish(&publisher, server.udp, n, &line(l), Some(&etag), "held-private");
+        let got = publish(
+            &publisher,
+            server.udp,
+            n,
+            &line(l),
+            Some(&etag),
+            "held-private",
+        );
         let (status, new_etag) = got.expect("answer after restart");
-        assert_eq!(status, 200, "line {l}: the acknowledged ETag {etag} survived the kill");
+        assert_eq!(
+            status, 200,
+            "line {l}: the acknowledged ETag {etag} survived the kill"
+        );
         acked.insert(l, (new_etag, "held-private".into()));
     }
     // Every watcher hears that state in its dialog.
@@ -172,13 +224,22 @@ fn sigkill_under_load_loses_nothing_acknowledged() {
     loop {
         let missing: Vec<_> = heard
             .iter()
-            .filter(|(_, h)| !h.lock().unwrap().last_call_info.contains("appearance-state=held-private"))
+            .filter(|(_, h)| {
+                !h.lock()
+                    .unwrap()
+                    .last_call_info
+                    .contains("appearance-state=held-private")
+            })
             .map(|(l, h)| (l, h.lock().unwrap().clone()))
             .collect();
         if missing.is_empty() {
             break;
         }
-        assert!(Instant::now() < deadline, "watchers without the final state: {missing:?}\n{}", server.stderr());
+        assert!(
+            Instant::now() < deadline,
+            "watchers without the final state: {missing:?}\n{}",
+            server.stderr()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     for (_, h) in &heard {

@@ -706,14 +706,29 @@ fn notify_cseq_updates_survive_a_reopen() {
     let (_, writer, acks) = open_with_acks(&StoreSpec::Sqlite(path.clone()));
     let mut sub = subscription("sa", "one");
     sub.local_cseq = 1;
-    writer.submit(StoreBatch { seq: 1, ops: vec![StoreOp::PutSubscription(sub.clone())] });
+    writer.submit(StoreBatch {
+        seq: 1,
+        ops: vec![StoreOp::PutSubscription(sub.clone())],
+    });
     writer.submit(StoreBatch {
         seq: 2,
         ops: vec![
-            StoreOp::SetNotifyCSeq { id: "sa".into(), cseq: 2, at: Time(5) },
-            StoreOp::SetNotifyCSeq { id: "sa".into(), cseq: 3, at: Time(6) },
+            StoreOp::SetNotifyCSeq {
+                id: "sa".into(),
+                cseq: 2,
+                at: Time(5),
+            },
+            StoreOp::SetNotifyCSeq {
+                id: "sa".into(),
+                cseq: 3,
+                at: Time(6),
+            },
             // A dialog the store never kept (a fetch) is not an error.
-            StoreOp::SetNotifyCSeq { id: "gone".into(), cseq: 9, at: Time(7) },
+            StoreOp::SetNotifyCSeq {
+                id: "gone".into(),
+                cseq: 9,
+                at: Time(7),
+            },
         ],
     });
     wait_for_ack(&acks, 2);

@@ -299,7 +299,8 @@ fn metrics(engine: &Engine, store: StoreStats) -> MetricsSnapshot {
         ..MetricsSnapshot::default()
     };
     for (package, n) in engine.subscription_counts() {
-        m.subscriptions_by_package.insert(package.to_string(), n as u64);
+        m.subscriptions_by_package
+            .insert(package.to_string(), n as u64);
     }
     for p in engine.publications() {
         *m.publications_by_package

@@ -177,7 +177,10 @@ impl SqliteStore {
                 }
             }
         }
-        Ok(Snapshot { publications: self.load_table(path, "publications")?, subscriptions })
+        Ok(Snapshot {
+            publications: self.load_table(path, "publications")?,
+            subscriptions,
+        })
     }
 
     /// Every record of `table` (a fixed name from this file). A row whose JSON
