@@ -4,25 +4,6 @@ mod harness;
 use engine::inspect::Holder;
 use harness::*;
 
-const LINE: &str = "sip:bob@example.com";
-
-fn watch(h: &mut Harness, phone: &mut Phone) {
-    let req = phone.subscribe(LINE, "call-info", Some(600), "");
-    h.input(phone.src(), &req);
-    let mut out = sent(h.take_to(addr(phone.port)));
-    let notify = out.pop().unwrap();
-    phone.learn(&out.pop().unwrap());
-    h.input(phone.src(), &reply(&notify, 200));
-}
-
-fn notifies(h: &mut Harness, phone: &Phone) -> Vec<Sent> {
-    let out = sent(h.take_to(addr(phone.port)));
-    for n in &out {
-        h.input(phone.src(), &reply(n, 200));
-    }
-    out
-}
-
 #[test]
 fn release_a_seize_tells_seizer_and_watchers() {
     let mut h = Harness::new();

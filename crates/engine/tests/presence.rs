@@ -4,51 +4,6 @@
 mod harness;
 use harness::*;
 
-const LINE: &str = "sip:bob@example.com";
-
-fn ci(index: u32, state: &str) -> String {
-    format!("Call-Info: <sip:example.com>;appearance-index={index};appearance-state={state}\n")
-}
-
-/// Subscribe `phone` to call-info on LINE, check the 200 and the first
-/// NOTIFY, answer it, and return that NOTIFY.
-fn watch(h: &mut Harness, phone: &mut Phone) -> Sent {
-    let req = phone.subscribe(LINE, "call-info", Some(600), "");
-    h.input(phone.src(), &req);
-    let mut out = sent(h.take_to(addr(phone.port)));
-    assert_eq!(
-        out.len(),
-        2,
-        "200 and NOTIFY: {:?}",
-        out.iter().map(Sent::text).collect::<Vec<_>>()
-    );
-    let notify = out.pop().unwrap();
-    let ok = out.pop().unwrap();
-    assert_eq!(ok.status(), Some(200));
-    phone.learn(&ok);
-    assert!(notify.is_notify());
-    h.input(phone.src(), &reply(&notify, 200));
-    notify
-}
-
-fn publish(h: &mut Harness, p: &mut Phone, extra: &str, expires: Option<u32>) -> Sent {
-    let req = p.publish(LINE, expires, extra);
-    h.input(p.src(), &req);
-    let mut out = sent(h.take_to(addr(p.port)));
-    assert_eq!(out.len(), 1);
-    out.pop().unwrap()
-}
-
-/// The NOTIFYs sent to `phone` since last asked, each answered with 200.
-fn notifies(h: &mut Harness, phone: &Phone) -> Vec<Sent> {
-    let out = sent(h.take_to(addr(phone.port)));
-    for n in &out {
-        assert!(n.is_notify(), "{}", n.text());
-        h.input(phone.src(), &reply(n, 200));
-    }
-    out
-}
-
 #[test]
 fn options_lists_methods_and_packages() {
     let mut h = Harness::new();

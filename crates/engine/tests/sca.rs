@@ -4,37 +4,6 @@
 mod harness;
 use harness::*;
 
-const LINE: &str = "sip:bob@example.com";
-
-fn ci(index: u32, state: &str) -> String {
-    format!("Call-Info: <sip:example.com>;appearance-index={index};appearance-state={state}\n")
-}
-
-fn watch(h: &mut Harness, phone: &mut Phone) -> Sent {
-    let req = phone.subscribe(LINE, "call-info", Some(600), "");
-    h.input(phone.src(), &req);
-    let mut out = sent(h.take_to(addr(phone.port)));
-    let notify = out.pop().unwrap();
-    phone.learn(&out.pop().unwrap());
-    h.input(phone.src(), &reply(&notify, 200));
-    notify
-}
-
-fn notifies(h: &mut Harness, phone: &Phone) -> Vec<Sent> {
-    let out = sent(h.take_to(addr(phone.port)));
-    for n in &out {
-        assert!(n.is_notify(), "{}", n.text());
-        h.input(phone.src(), &reply(n, 200));
-    }
-    out
-}
-
-fn publish(h: &mut Harness, p: &mut Phone, extra: &str, expires: Option<u32>) -> Sent {
-    let req = p.publish(LINE, expires, extra);
-    h.input(p.src(), &req);
-    sent(h.take_to(addr(p.port))).pop().unwrap()
-}
-
 /// Send a line-seize SUBSCRIBE; returns the response (and NOTIFY if granted).
 fn seize(h: &mut Harness, phone: &mut Phone, index: &str) -> Vec<Sent> {
     let req = phone.subscribe(
