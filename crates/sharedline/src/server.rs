@@ -38,6 +38,11 @@ const INPUT_QUEUE: usize = 4096;
 /// Inputs handled in one go before outputs are drained, so a burst is
 /// answered in batches without starving the sockets of replies.
 const INPUT_BATCH: usize = 64;
+/// UDP datagrams collected from one engine drain before they are sent
+/// (batched with `sendmmsg`). The bound keeps a huge drain (a restore, a
+/// busy line's fan-out) from holding every NOTIFY back until the last is
+/// built, and its memory in between.
+const UDP_FLUSH_AT: usize = 1024;
 
 /// Why the server stopped with an error. `Display` is one line.
 #[derive(Debug)]
@@ -230,6 +235,7 @@ pub async fn serve(settings: Settings, stop: impl Future<Output = ()>) -> Result
         durable,
         acked: 0,
         udp: udp_sockets,
+        udp_out: Vec::new(),
         conns: HashMap::new(),
         draining: Vec::new(),
         ctx: ctx.clone(),
@@ -311,6 +317,10 @@ struct EngineTask {
     acked: u64,
     /// UDP sockets by bound address.
     udp: HashMap<SocketAddr, Arc<UdpSocket>>,
+    /// Datagrams collected from one drain of the engine, per sending
+    /// socket (by its bound address), in the engine's order. Kept between
+    /// rounds so the queues' memory is reused.
+    udp_out: Vec<(SocketAddr, Vec<transport::udp::Datagram>)>,
     /// Open TCP connections' write queues.
     conns: HashMap<ConnId, mpsc::Sender<Bytes>>,
     /// Connections whose peer stopped sending, closed once nothing is owed.
@@ -404,11 +414,16 @@ impl EngineTask {
                     self.store.submit(batch)
                 }
                 Output::Transmit(tx) => match tx.transport {
-                    Transport::Udp => self.send_udp(tx).await,
+                    Transport::Udp => {
+                        if self.queue_udp(tx) >= UDP_FLUSH_AT {
+                            self.send_udp().await;
+                        }
+                    }
                     Transport::Tcp => self.send_tcp(tx),
                 },
             }
         }
+        self.send_udp().await;
         if let Some(h) = &mut self.http {
             h.after_round(&mut self.engine);
         }
@@ -427,20 +442,42 @@ impl EngineTask {
         }
     }
 
-    async fn send_udp(&mut self, tx: Transmit) {
-        let socket = self.udp.get(&tx.local).or_else(|| {
+    /// Queue a UDP transmit behind the others for its socket; returns how
+    /// many datagrams are now queued in all.
+    fn queue_udp(&mut self, tx: Transmit) -> usize {
+        let local = if self.udp.contains_key(&tx.local) {
+            Some(tx.local)
+        } else {
             self.udp
-                .iter()
-                .find(|(a, _)| a.is_ipv4() == tx.remote.is_ipv4())
-                .map(|(_, s)| s)
-        });
-        let Some(socket) = socket else {
-            tracing::warn!(local = %tx.local, remote = %tx.remote, "no UDP socket to send from; message dropped");
-            return;
+                .keys()
+                .find(|a| a.is_ipv4() == tx.remote.is_ipv4())
+                .copied()
         };
-        if let Err(e) = socket.send_to(&tx.bytes, tx.remote).await {
-            // UDP is lossy anyway; the engine retransmits requests.
-            tracing::debug!(remote = %tx.remote, error = %e, "udp send failed");
+        let Some(local) = local else {
+            tracing::warn!(local = %tx.local, remote = %tx.remote, "no UDP socket to send from; message dropped");
+            return self.udp_out.iter().map(|(_, q)| q.len()).sum();
+        };
+        match self.udp_out.iter_mut().position(|(a, _)| *a == local) {
+            Some(i) => self.udp_out[i].1.push((tx.remote, tx.bytes)),
+            None => self.udp_out.push((local, vec![(tx.remote, tx.bytes)])),
+        }
+        self.udp_out.iter().map(|(_, q)| q.len()).sum()
+    }
+
+    /// Send every queued datagram, batched per socket with `sendmmsg`.
+    /// Order is kept per socket, so per destination (the engine sends to
+    /// one destination from one socket).
+    async fn send_udp(&mut self) {
+        for (local, queue) in &mut self.udp_out {
+            if queue.is_empty() {
+                continue;
+            }
+            // Queues are only made for addresses found in `udp`, which
+            // never changes after start-up.
+            if let Some(socket) = self.udp.get(local) {
+                transport::udp::send_batch(socket, queue).await;
+            }
+            queue.clear();
         }
     }
 
