@@ -361,40 +361,38 @@ fn record_filter(p: &Params) -> Result<RecordFilter, ApiError> {
     })
 }
 
+/// The query of a record listing: the same filters and paging for both kinds.
+fn record_query(
+    q: Result<axum::extract::Query<Vec<(String, String)>>, QueryRejection>,
+    kind: fn(RecordFilter, usize, usize) -> Query,
+) -> Result<Query, ApiError> {
+    let p = Params::new(q, &["line", "package", "offset", "limit"])?;
+    let (offset, limit) = p.page()?;
+    Ok(kind(record_filter(&p)?, offset, limit))
+}
+
 async fn list_publications(
     State(shared): State<Shared>,
     q: Result<axum::extract::Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let p = Params::new(q, &["line", "package", "offset", "limit"])?;
-    let (offset, limit) = p.page()?;
-    let filter = record_filter(&p)?;
-    ask_json(
-        &shared,
-        Query::Publications {
-            filter,
-            offset,
-            limit,
-        },
-    )
-    .await
+    let query = record_query(q, |filter, offset, limit| Query::Publications {
+        filter,
+        offset,
+        limit,
+    })?;
+    ask_json(&shared, query).await
 }
 
 async fn list_subscriptions(
     State(shared): State<Shared>,
     q: Result<axum::extract::Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let p = Params::new(q, &["line", "package", "offset", "limit"])?;
-    let (offset, limit) = p.page()?;
-    let filter = record_filter(&p)?;
-    ask_json(
-        &shared,
-        Query::Subscriptions {
-            filter,
-            offset,
-            limit,
-        },
-    )
-    .await
+    let query = record_query(q, |filter, offset, limit| Query::Subscriptions {
+        filter,
+        offset,
+        limit,
+    })?;
+    ask_json(&shared, query).await
 }
 
 async fn terminate(
