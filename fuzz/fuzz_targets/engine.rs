@@ -80,6 +80,7 @@ struct Sim {
     restarts: u64,
     pubs: BTreeMap<String, engine::PublicationRecord>,
     subs: BTreeMap<String, engine::SubscriptionRecord>,
+    changed: BTreeMap<String, Time>,
     pending: Vec<StoreBatch>,
     server: SocketAddr,
     dialogs: BTreeMap<(u8, bool), Dialog>,
@@ -115,6 +116,7 @@ impl Sim {
             restarts: 0,
             pubs: BTreeMap::new(),
             subs: BTreeMap::new(),
+            changed: BTreeMap::new(),
             pending: Vec::new(),
             server: "127.0.0.1:5060".parse().expect("literal address"),
             dialogs: BTreeMap::new(),
@@ -165,11 +167,13 @@ impl Sim {
                     StoreOp::DeleteSubscription(id) => {
                         self.subs.remove(&id);
                     }
-                    StoreOp::SetNotifyCSeq { id, cseq, at } => {
+                    StoreOp::ReserveCSeq { id, upto } => {
                         if let Some(s) = self.subs.get_mut(&id) {
-                            s.local_cseq = cseq;
-                            s.last_notify_at = at;
+                            s.cseq_reserved = upto;
                         }
+                    }
+                    StoreOp::ResourceChanged { resource, at } => {
+                        self.changed.insert(resource, at);
                     }
                 }
             }
@@ -220,6 +224,7 @@ impl Sim {
         let snap = Snapshot {
             publications: self.pubs.values().cloned().collect(),
             subscriptions: self.subs.values().cloned().collect(),
+            resources_changed: self.changed.clone().into_iter().collect(),
         };
         self.engine.restore(self.now, snap);
         self.drain();

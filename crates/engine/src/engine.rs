@@ -28,6 +28,10 @@ use std::sync::Arc;
 use tracing::debug;
 
 /// Methods we serve (the Allow header).
+/// How far back a restart looks for changes whose NOTIFYs may have been
+/// lost with the process (milliseconds); see `restore`.
+const RESYNC_WINDOW: u64 = 5 * 60 * 1000;
+
 pub(crate) const ALLOW: &str = "OPTIONS, SUBSCRIBE, PUBLISH";
 
 /// Something that expires on the clock.
@@ -153,6 +157,7 @@ impl Engine {
             let order = self.next_order();
             self.insert_publication(Publication { rec, state, order });
         }
+        let snapshot_changed = snapshot.resources_changed;
         let mut subs = snapshot.subscriptions;
         subs.sort_by(|a, b| (a.changed_at, &a.id).cmp(&(b.changed_at, &b.id)));
         for rec in subs {
@@ -180,17 +185,28 @@ impl Engine {
             self.refresh_shared_cache(&r);
         }
         self.expire(now);
-        // A NOTIFY is stored before it leaves, so one sent shortly before a
-        // crash may never have reached its watcher (or was never sent): its
-        // transaction could still have been open. Send those watchers the
-        // state again; older ones had their answer or their Timer F.
-        let window = 64 * self.cfg.timers.t1;
+        // A change is stored before its NOTIFYs leave, so NOTIFYs owed
+        // shortly before a crash may never have reached their watchers (or
+        // were never sent). Send the state again to every watcher of a
+        // resource that changed within the window, and to subscriptions
+        // made or refreshed within it (their first NOTIFY is owed too).
+        // Older changes had their answers or their Timer F (64*T1) long
+        // ago; the window is wider than that because under load a NOTIFY
+        // can wait its turn behind `max_notifies_in_flight`.
+        let window = RESYNC_WINDOW.max(64 * self.cfg.timers.t1);
+        let changed: HashMap<&str, Time> = snapshot_changed
+            .iter()
+            .map(|(r, at)| (r.as_str(), *at))
+            .collect();
         // In slot order, which follows the snapshot's sorted order, so a
         // restart replays exactly from its seed.
         let recent: Vec<SubKey> = self
             .subs
             .iter()
-            .filter(|(_, s)| s.ending.is_none() && now - s.last_notify_at < window)
+            .filter(|(_, s)| {
+                let line_at = changed.get(&*s.resource).copied().unwrap_or(Time(0));
+                s.ending.is_none() && now - s.changed_at.max(line_at) < window
+            })
             .map(|(k, _)| k)
             .collect();
         for key in recent {
@@ -636,6 +652,21 @@ impl Engine {
     }
 
     /// Drop a resource that has nothing left on it.
+    /// Tell the store that watchers of `resource` are owed new state (once
+    /// per batch): a restart re-sends it if the NOTIFYs may have been lost.
+    fn note_resource_changed(&mut self, now: Time, resource: &str) {
+        let noted = self
+            .ops
+            .iter()
+            .any(|op| matches!(op, StoreOp::ResourceChanged { resource: r, .. } if r == resource));
+        if !noted {
+            self.ops.push(StoreOp::ResourceChanged {
+                resource: resource.to_string(),
+                at: now,
+            });
+        }
+    }
+
     pub(crate) fn gc_resource(&mut self, resource: &str) {
         if let Some(res) = self.resources.get(resource) {
             if res.pubs.is_empty() && res.subs.is_empty() {
@@ -746,7 +777,11 @@ impl Engine {
                 self.end_subscription_quiet(now, key, reason);
             }
         }
-        for package in self.refresh_shared_cache(resource) {
+        let changed = self.refresh_shared_cache(resource);
+        if !changed.is_empty() {
+            self.note_resource_changed(now, resource);
+        }
+        for package in changed {
             let keys: Vec<SubKey> = match self.resources.get(resource) {
                 Some(res) => res
                     .subs

@@ -57,10 +57,14 @@ pub struct SubscriptionRecord {
     pub remote_target: String,
     /// Route set from Record-Route, in the order NOTIFYs use it.
     pub route_set: Vec<String>,
-    /// The CSeq of the last NOTIFY we sent.
+    /// The CSeq of the last NOTIFY we sent, as of this record.
     pub local_cseq: u32,
-    /// When we sent it (a restart re-sends the state to watchers whose
-    /// last NOTIFY may have been lost with the process).
+    /// No NOTIFY of this dialog has used, or will use before the store is
+    /// told otherwise, a CSeq above this: a restart goes on above it. CSeqs
+    /// are reserved in blocks so that a NOTIFY needs no write of its own.
+    #[serde(default)]
+    pub cseq_reserved: u32,
+    /// When we sent the last NOTIFY, as of this record (shown to operators).
     #[serde(default)]
     pub last_notify_at: Time,
     /// The CSeq of the last SUBSCRIBE we accepted.
@@ -86,15 +90,23 @@ pub enum StoreOp {
     PutSubscription(SubscriptionRecord),
     /// Remove a subscription by id.
     DeleteSubscription(String),
-    /// The subscription sent a NOTIFY with this CSeq: only its `local_cseq`
-    /// changed. Kept apart from `PutSubscription` because it happens on every
-    /// NOTIFY and a store can make it a one-column update.
-    SetNotifyCSeq {
+    /// The subscription reserved NOTIFY CSeqs up to `upto` (its
+    /// `cseq_reserved`). Kept apart from `PutSubscription` so a store can
+    /// make it a one-column update; it comes once per block of CSeqs, not
+    /// once per NOTIFY.
+    ReserveCSeq {
         /// Subscription id.
         id: String,
-        /// The CSeq of the NOTIFY just sent.
-        cseq: u32,
-        /// When it was sent.
+        /// The new reservation.
+        upto: u32,
+    },
+    /// The state watchers see of `resource` changed at `at`. A restart sends
+    /// the state again to the watchers of resources that changed shortly
+    /// before it, whose NOTIFYs may have been lost with the process.
+    ResourceChanged {
+        /// The resource (AOR), canonical form.
+        resource: String,
+        /// When.
         at: Time,
     },
 }
@@ -115,4 +127,7 @@ pub struct Snapshot {
     pub publications: Vec<PublicationRecord>,
     /// Live subscriptions.
     pub subscriptions: Vec<SubscriptionRecord>,
+    /// When each resource's watched state last changed (from
+    /// [`StoreOp::ResourceChanged`]); resources not listed changed long ago.
+    pub resources_changed: Vec<(String, Time)>,
 }

@@ -7,7 +7,7 @@ use crate::engine::{canonical_resource, Engine, Expiry, NotifyCtx, Req};
 use crate::net::{Transmit, Transport};
 use crate::package::{Reject, Rendered};
 use crate::store::StoreOp;
-use crate::subscription::{sub_id, DialogText, SubKey, Subscription};
+use crate::subscription::{sub_id, DialogText, SubKey, Subscription, CSEQ_BLOCK};
 use crate::time::Time;
 use sip::{HeaderName, Method, RequestWriter};
 use std::net::{IpAddr, SocketAddr};
@@ -369,15 +369,17 @@ impl Engine {
             None => format!("active;expires={}", now.secs_until(s.expires_at)),
         };
         let t = build_notify(s, &branch, &state, &rendered);
-        // A NOTIFY leaves only once its CSeq is stored, so a restart goes
-        // on with the next one in the watcher's dialog.
+        // A NOTIFY leaves only once its CSeq is covered by the stored
+        // reservation, so a restart goes on above it in the watcher's dialog.
         if terminal.is_none() {
-            let op = StoreOp::SetNotifyCSeq {
-                id: s.id().to_string(),
-                cseq: s.local_cseq,
-                at: now,
-            };
-            self.write(op);
+            if s.local_cseq > s.cseq_reserved || s.local_cseq == 0 {
+                s.cseq_reserved = s.local_cseq.saturating_add(CSEQ_BLOCK);
+                let op = StoreOp::ReserveCSeq {
+                    id: s.id().to_string(),
+                    upto: s.cseq_reserved,
+                };
+                self.write(op);
+            }
         } else {
             self.subs.remove(key);
         }

@@ -66,6 +66,12 @@ pub(crate) struct DialogText<'a> {
     pub(crate) remote_target: &'a str,
 }
 
+/// NOTIFY CSeqs are reserved in the store this many at a time. A restart
+/// skips what was left of the block (CSeqs must grow, not be contiguous:
+/// RFC 3261 §12.2.1.1), and a dialog needs a write only every this many
+/// NOTIFYs instead of on each.
+pub(crate) const CSEQ_BLOCK: u32 = 1000;
+
 /// A subscription: live, or ending (its final NOTIFY still to be sent).
 ///
 /// Its strings live end to end in one allocation: the id (which is itself
@@ -80,6 +86,9 @@ pub(crate) struct Subscription {
     pub(crate) resource: Arc<str>,
     pub(crate) route_set: Box<[Box<str>]>,
     pub(crate) local_cseq: u32,
+    /// What the store holds as `cseq_reserved`: NOTIFYs up to this CSeq
+    /// need no write.
+    pub(crate) cseq_reserved: u32,
     pub(crate) remote_cseq: u32,
     pub(crate) expires_at: Time,
     pub(crate) changed_at: Time,
@@ -154,6 +163,9 @@ impl Subscription {
             resource,
             route_set,
             local_cseq: 0,
+            // A new subscription's record is written before its first
+            // NOTIFY leaves, and carries this first block.
+            cseq_reserved: CSEQ_BLOCK,
             remote_cseq,
             expires_at,
             changed_at: now,
@@ -246,7 +258,10 @@ impl Subscription {
             data,
             order,
         );
-        s.local_cseq = rec.local_cseq;
+        // Go on above anything the last run may have used.
+        let floor = rec.local_cseq.max(rec.cseq_reserved);
+        s.local_cseq = floor;
+        s.cseq_reserved = floor;
         s.last_notify_at = rec.last_notify_at;
         s
     }
@@ -266,6 +281,7 @@ impl Subscription {
             remote_target: self.remote_target().to_string(),
             route_set: self.route_set.iter().map(|r| r.to_string()).collect(),
             local_cseq: self.local_cseq,
+            cseq_reserved: self.cseq_reserved,
             last_notify_at: self.last_notify_at,
             remote_cseq: self.remote_cseq,
             expires_at: self.expires_at,
@@ -430,6 +446,7 @@ mod tests {
             remote_target: "sip:w@127.0.0.1".into(),
             route_set: vec![],
             local_cseq: 1,
+            cseq_reserved: 0,
             last_notify_at: Time(1),
             remote_cseq: 1,
             expires_at: Time(2),

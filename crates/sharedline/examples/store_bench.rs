@@ -30,6 +30,7 @@ fn subscription(n: u64) -> SubscriptionRecord {
         remote_target: format!("sip:phone{n}@192.0.2.7:5070;transport=tcp"),
         route_set: vec!["<sip:proxy.example.com;lr>".into()],
         local_cseq: 1,
+        cseq_reserved: 1000,
         last_notify_at: Time(1_700_000_000_000),
         remote_cseq: 1,
         expires_at: Time(1_700_003_600_000),

@@ -25,7 +25,7 @@ use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::{TcpListener, UdpSocket};
@@ -133,16 +133,23 @@ fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
 pub async fn serve(settings: Settings, stop: impl Future<Output = ()>) -> Result<(), ServerError> {
     let (input_tx, input_rx) = mpsc::channel(INPUT_QUEUE);
 
-    // The store thread publishes the highest durable seq (plus one, so zero
-    // means none) and nudges the engine task. It never blocks: if the input
-    // queue is full the task is busy and will read the watermark anyway.
-    let durable = Arc::new(AtomicU64::new(0));
+    // The store publishes the highest durable seq (plus one, so zero means
+    // none) and nudges the engine task, once until the task has looked. It
+    // never blocks: if the input queue is full the task is busy and will
+    // read the watermark anyway.
+    let durable = Arc::new(Durable::default());
     let on_durable = {
         let durable = Arc::clone(&durable);
         let tx = input_tx.clone();
         Box::new(move |seq: u64| {
-            durable.fetch_max(seq.saturating_add(1), Ordering::AcqRel);
-            let _ = tx.try_send(Input::Durable);
+            // SeqCst here and in the task: either the task's read sees the
+            // new value or this sees its cleared flag and nudges again.
+            durable
+                .seq
+                .fetch_max(seq.saturating_add(1), Ordering::SeqCst);
+            if !durable.nudged.swap(true, Ordering::SeqCst) {
+                let _ = tx.try_send(Input::Durable);
+            }
         })
     };
     let spec = settings.store.clone();
@@ -306,13 +313,22 @@ fn random_seed() -> u64 {
     h.finish()
 }
 
+/// The store's watermark, shared with the engine task.
+#[derive(Default)]
+struct Durable {
+    /// Highest durable seq plus one.
+    seq: AtomicU64,
+    /// An `Input::Durable` is on its way and the task has not looked yet.
+    nudged: AtomicBool,
+}
+
 /// The task that owns the engine.
 struct EngineTask {
     engine: Engine,
     inputs: mpsc::Receiver<Input>,
     store: StoreWriter,
-    /// Highest durable seq plus one, written by the store thread.
-    durable: Arc<AtomicU64>,
+    /// What the store has made durable.
+    durable: Arc<Durable>,
     /// The value of `durable` last passed to the engine.
     acked: u64,
     /// UDP sockets by bound address.
@@ -393,18 +409,34 @@ impl EngineTask {
     /// Acknowledge durable batches, fire due timers, then send everything
     /// the engine has to say.
     async fn after_inputs(&mut self) {
-        let durable = self.durable.load(Ordering::Acquire);
-        if durable > self.acked {
-            self.acked = durable;
-            self.engine.handle_durable(now(), durable - 1);
-            if let Some(h) = &mut self.http {
-                h.store_durable(durable - 1);
-            }
-        }
         let t = now();
         if self.engine.next_timeout().is_some_and(|due| due <= t) {
             self.engine.handle_timeout(t);
         }
+        // The memory store acknowledges inside `submit`: go round until
+        // nothing new is durable, so what waited on it leaves in this round.
+        loop {
+            // Cleared before reading, so a later advance nudges again.
+            self.durable.nudged.store(false, Ordering::SeqCst);
+            let durable = self.durable.seq.load(Ordering::SeqCst);
+            if durable > self.acked {
+                self.acked = durable;
+                self.engine.handle_durable(now(), durable - 1);
+                if let Some(h) = &mut self.http {
+                    h.store_durable(durable - 1);
+                }
+            }
+            self.drain_outputs().await;
+            if self.durable.seq.load(Ordering::Acquire) <= self.acked {
+                break;
+            }
+        }
+        self.send_udp().await;
+        self.after_round();
+    }
+
+    /// Hand every output of the engine to the store and the transports.
+    async fn drain_outputs(&mut self) {
         while let Some(out) = self.engine.poll_output() {
             match out {
                 Output::Store(batch) => {
@@ -423,7 +455,10 @@ impl EngineTask {
                 },
             }
         }
-        self.send_udp().await;
+    }
+
+    /// The rest of a round, once the engine has said everything.
+    fn after_round(&mut self) {
         if let Some(h) = &mut self.http {
             h.after_round(&mut self.engine);
         }

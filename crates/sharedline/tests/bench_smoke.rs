@@ -101,6 +101,33 @@ fn every_workload_over_udp_and_tcp_loses_nothing() {
 }
 
 #[test]
+fn an_open_loop_run_keeps_the_rate_it_was_given() {
+    let server = Server::start_local(&[]);
+    let target = format!("udp:{}", server.udp);
+    let v = bench(&[
+        "publish-fanout",
+        "--target",
+        &target,
+        "--lines",
+        "20",
+        "--watchers",
+        "2",
+        "--outstanding",
+        "20",
+        "--duration",
+        "1",
+        "--rate",
+        "200",
+    ]);
+    assert_no_loss(&v, "publish-fanout", "udp");
+    assert_eq!(v["rate"].as_f64(), Some(200.0), "{v}");
+    // About 200 PUBLISHes in the second: paced, neither a burst of every
+    // line at once nor as fast as the server goes.
+    let requests = v["requests"].as_u64().unwrap_or(0);
+    assert!((150..=220).contains(&requests), "{requests} requests: {v}");
+}
+
+#[test]
 fn hold_times_a_restart_until_every_subscription_is_notified_again() {
     // Fixed ports are needed for a restart: take free ones from the OS.
     let port = {

@@ -56,6 +56,7 @@ fn subscription(id: &str, state: &str) -> SubscriptionRecord {
         remote_target: "sip:alice@192.0.2.7:5070;transport=tcp".to_string(),
         route_set: vec!["<sip:proxy.example.com;lr>".to_string()],
         local_cseq: 3,
+        cseq_reserved: 1000,
         last_notify_at: Time(1_700_000_000_000),
         remote_cseq: 12,
         expires_at: Time(u64::MAX),
@@ -186,6 +187,7 @@ fn every_op_round_trips_through_the_file() {
         Snapshot {
             publications: vec![publication("pa", "two")],
             subscriptions: vec![subscription("sa", "two")],
+            resources_changed: Vec::new(),
         }
     );
 }
@@ -235,6 +237,7 @@ fn ops_apply_in_order_within_and_across_batches() {
         Snapshot {
             publications: vec![publication("y", "v3")],
             subscriptions: vec![subscription("x", "v6")],
+            resources_changed: Vec::new(),
         }
     );
 }
@@ -285,6 +288,7 @@ fn acknowledged_state_is_on_disk_and_reopen_loads_exactly_it() {
     let expected = Snapshot {
         publications: pubs.into_values().collect(),
         subscriptions: subs.into_values().collect(),
+        resources_changed: Vec::new(),
     };
     assert!(!expected.publications.is_empty() && !expected.subscriptions.is_empty());
 
@@ -362,10 +366,15 @@ fn close_commits_what_is_queued() {
 }
 
 #[test]
-fn acknowledgements_come_from_another_thread() {
-    for spec in [
-        StoreSpec::Memory,
-        StoreSpec::Sqlite(db_path(&tempfile::tempdir().expect("tempdir"))),
+fn sqlite_acknowledges_from_its_thread_memory_at_once() {
+    // SQLite commits on its writer thread; the memory store has nothing to
+    // wait for and acknowledges inside `submit`.
+    for (spec, inline) in [
+        (StoreSpec::Memory, true),
+        (
+            StoreSpec::Sqlite(db_path(&tempfile::tempdir().expect("tempdir"))),
+            false,
+        ),
     ] {
         let (tx, rx) = mpsc::channel();
         let (_, writer) = open(
@@ -379,11 +388,17 @@ fn acknowledgements_come_from_another_thread() {
             seq: 1,
             ops: vec![StoreOp::DeletePublication("none".into())],
         });
-        let (seq, thread) = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("acknowledged");
-        assert_eq!(seq, 1);
-        assert_ne!(thread, std::thread::current().id(), "{spec}");
+        if inline {
+            let (seq, thread) = rx.try_recv().expect("acknowledged before submit returned");
+            assert_eq!(seq, 1);
+            assert_eq!(thread, std::thread::current().id());
+        } else {
+            let (seq, thread) = rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("acknowledged");
+            assert_eq!(seq, 1);
+            assert_ne!(thread, std::thread::current().id(), "{spec}");
+        }
         writer.close();
     }
 }
@@ -700,12 +715,15 @@ fn kill_9_loses_nothing_acknowledged() {
 }
 
 #[test]
-fn notify_cseq_updates_survive_a_reopen() {
+fn cseq_reservations_and_line_changes_survive_a_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = db_path(&dir);
     let (_, writer, acks) = open_with_acks(&StoreSpec::Sqlite(path.clone()));
-    let mut sub = subscription("sa", "one");
-    sub.local_cseq = 1;
+    let sub = subscription("sa", "one");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as u64;
     writer.submit(StoreBatch {
         seq: 1,
         ops: vec![StoreOp::PutSubscription(sub.clone())],
@@ -713,21 +731,31 @@ fn notify_cseq_updates_survive_a_reopen() {
     writer.submit(StoreBatch {
         seq: 2,
         ops: vec![
-            StoreOp::SetNotifyCSeq {
+            StoreOp::ReserveCSeq {
                 id: "sa".into(),
-                cseq: 2,
-                at: Time(5),
+                upto: 2000,
             },
-            StoreOp::SetNotifyCSeq {
+            StoreOp::ReserveCSeq {
                 id: "sa".into(),
-                cseq: 3,
-                at: Time(6),
+                upto: 3000,
             },
             // A dialog the store never kept (a fetch) is not an error.
-            StoreOp::SetNotifyCSeq {
+            StoreOp::ReserveCSeq {
                 id: "gone".into(),
-                cseq: 9,
-                at: Time(7),
+                upto: 9,
+            },
+            StoreOp::ResourceChanged {
+                resource: "sip:shared@example.com".into(),
+                at: Time(now - 10),
+            },
+            StoreOp::ResourceChanged {
+                resource: "sip:shared@example.com".into(),
+                at: Time(now),
+            },
+            // Far older than a restart looks back: dropped at load.
+            StoreOp::ResourceChanged {
+                resource: "sip:old@example.com".into(),
+                at: Time(now - 3 * 24 * 3600 * 1000),
             },
         ],
     });
@@ -735,8 +763,12 @@ fn notify_cseq_updates_survive_a_reopen() {
     writer.close();
     let loaded = reopen(&path);
     assert_eq!(loaded.subscriptions.len(), 1);
-    assert_eq!(loaded.subscriptions[0].local_cseq, 3);
-    sub.local_cseq = 3;
-    sub.last_notify_at = Time(6);
-    assert_eq!(loaded.subscriptions[0], sub);
+    assert_eq!(loaded.subscriptions[0].cseq_reserved, 3000);
+    let mut want = sub;
+    want.cseq_reserved = 3000;
+    assert_eq!(loaded.subscriptions[0], want);
+    assert_eq!(
+        loaded.resources_changed,
+        vec![("sip:shared@example.com".to_string(), Time(now))]
+    );
 }

@@ -17,6 +17,10 @@ pub struct Harness {
     pub sent: Vec<Transmit>,
     pub pubs: BTreeMap<String, engine::PublicationRecord>,
     pub subs: BTreeMap<String, engine::SubscriptionRecord>,
+    /// What the store heard of each resource's last change.
+    pub changed: BTreeMap<String, Time>,
+    /// Store writes seen so far.
+    pub store_ops: usize,
     /// When false, store batches are not acknowledged (the disk is "slow").
     pub ack_store: bool,
     pub pending: Vec<u64>,
@@ -35,6 +39,8 @@ impl Harness {
             sent: Vec::new(),
             pubs: BTreeMap::new(),
             subs: BTreeMap::new(),
+            changed: BTreeMap::new(),
+            store_ops: 0,
             ack_store: true,
             pending: Vec::new(),
             server: "127.0.0.1:5060".parse().unwrap(),
@@ -47,6 +53,7 @@ impl Harness {
         let snap = Snapshot {
             publications: self.pubs.values().cloned().collect(),
             subscriptions: self.subs.values().cloned().collect(),
+            resources_changed: self.changed.clone().into_iter().collect(),
         };
         self.engine.restore(self.now, snap);
         self.drain();
@@ -57,6 +64,7 @@ impl Harness {
             match self.engine.poll_output() {
                 Some(Output::Transmit(t)) => self.sent.push(t),
                 Some(Output::Store(b)) => {
+                    self.store_ops += b.ops.len();
                     for op in b.ops {
                         match op {
                             StoreOp::PutPublication(p) => {
@@ -71,11 +79,13 @@ impl Harness {
                             StoreOp::DeleteSubscription(id) => {
                                 self.subs.remove(&id);
                             }
-                            StoreOp::SetNotifyCSeq { id, cseq, at } => {
+                            StoreOp::ReserveCSeq { id, upto } => {
                                 if let Some(s) = self.subs.get_mut(&id) {
-                                    s.local_cseq = cseq;
-                                    s.last_notify_at = at;
+                                    s.cseq_reserved = upto;
                                 }
+                            }
+                            StoreOp::ResourceChanged { resource, at } => {
+                                self.changed.insert(resource, at);
                             }
                         }
                     }

@@ -138,6 +138,7 @@ fn restore_is_deterministic() {
             Snapshot {
                 publications: Vec::new(),
                 subscriptions: subs.clone(),
+                resources_changed: Vec::new(),
             },
         );
         let mut out = Vec::new();

@@ -55,6 +55,8 @@ pub struct Store {
     /// Subscription ids (and their Call-IDs) the store ever deleted.
     pub deleted_subs: BTreeSet<String>,
     pub call_ids: BTreeMap<String, String>,
+    /// Each resource's last change, as the store heard it.
+    pub changed: BTreeMap<String, Time>,
 }
 
 impl Store {
@@ -77,11 +79,13 @@ impl Store {
                     }
                     self.subs.remove(&id);
                 }
-                StoreOp::SetNotifyCSeq { id, cseq, at } => {
+                StoreOp::ReserveCSeq { id, upto } => {
                     if let Some(s) = self.subs.get_mut(&id) {
-                        s.local_cseq = cseq;
-                        s.last_notify_at = at;
+                        s.cseq_reserved = upto;
                     }
+                }
+                StoreOp::ResourceChanged { resource, at } => {
+                    self.changed.insert(resource, at);
                 }
             }
         }
@@ -349,6 +353,7 @@ impl World {
         let snapshot = Snapshot {
             publications: self.store.pubs.values().cloned().collect(),
             subscriptions: self.store.subs.values().cloned().collect(),
+            resources_changed: self.store.changed.clone().into_iter().collect(),
         };
         self.engine = Engine::new(config(), self.rng.next_u64());
         self.engine.restore(self.now, snapshot);

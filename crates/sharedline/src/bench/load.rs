@@ -224,6 +224,8 @@ struct Bench {
     domain: String,
     run: u32,
     outstanding: usize,
+    /// Open loop: operations started per second (`--rate`).
+    rate: Option<f64>,
     links: Vec<Rc<Link>>,
     /// TCP: where the server may open connections to reach our phones.
     tcp_contact: Option<SocketAddr>,
@@ -345,6 +347,7 @@ async fn drive(w: Workload, a: LoadArgs, hold: Option<HoldArgs>) -> Result<Repor
         },
         run: run % 1_000_000,
         outstanding: a.outstanding,
+        rate: a.rate,
         links,
         tcp_contact,
         st: RefCell::new(State {
@@ -421,7 +424,10 @@ async fn drive(w: Workload, a: LoadArgs, hold: Option<HoldArgs>) -> Result<Repor
             bench.subscribe_watcher(st, wi, Instant::now());
         }
     }
-    let tick = Duration::from_millis(10);
+    // An open-loop run starts its operations from this loop: a finer tick
+    // spreads them instead of sending them in bursts.
+    let tick = Duration::from_millis(if a.rate.is_some() { 1 } else { 10 });
+    let mut started: u64 = 0;
     let mut measure_start = Instant::now();
     let mut measure_end = Instant::now();
     let mut drain_end = Instant::now();
@@ -438,6 +444,7 @@ async fn drive(w: Workload, a: LoadArgs, hold: Option<HoldArgs>) -> Result<Repor
             a.watchers
         },
         outstanding: a.outstanding,
+        rate: a.rate,
         ..Report::default()
     };
     let mut restart_t0 = None;
@@ -481,9 +488,11 @@ async fn drive(w: Workload, a: LoadArgs, hold: Option<HoldArgs>) -> Result<Repor
                             measure_end = now + Duration::from_secs_f64(a.duration);
                             usage_start = watched.read();
                             client_cpu_start = own_cpu_s().unwrap_or(0.0);
-                            let n = bench.outstanding.min(st.lines.len());
-                            for _ in 0..n {
-                                bench.start_next(st, now);
+                            if bench.rate.is_none() {
+                                let n = bench.outstanding.min(st.lines.len());
+                                for _ in 0..n {
+                                    bench.start_next(st, now);
+                                }
                             }
                         }
                     } else if now > setup_deadline {
@@ -499,6 +508,17 @@ async fn drive(w: Workload, a: LoadArgs, hold: Option<HoldArgs>) -> Result<Repor
                     }
                 }
                 Phase::Measure => {
+                    if let Some(rate) = bench.rate {
+                        // What is due and not started (no idle line, or
+                        // --outstanding reached) starts late: the figures
+                        // then show the rate was not kept.
+                        let due = (now.duration_since(measure_start).as_secs_f64() * rate) as u64;
+                        while started < due && st.active < bench.outstanding && !st.idle.is_empty()
+                        {
+                            bench.start_next(st, now);
+                            started += 1;
+                        }
+                    }
                     if now >= measure_end {
                         st.phase = Phase::Drain;
                         drain_end = now + Duration::from_secs_f64(a.drain);
@@ -1088,7 +1108,7 @@ impl Bench {
         st.active -= 1;
         st.idle.push_back(l);
         match st.phase {
-            Phase::Measure => self.start_next(st, now),
+            Phase::Measure if self.rate.is_none() => self.start_next(st, now),
             Phase::Restart => self.start_publish_from_idle(st, now),
             _ => {}
         }

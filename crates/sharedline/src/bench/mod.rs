@@ -85,6 +85,12 @@ pub struct LoadArgs {
     /// Seconds of load after setup.
     #[arg(long, default_value_t = 10.0)]
     pub duration: f64,
+    /// Open loop: start this many operations per second (a PUBLISH; a
+    /// seize or subscribe cycle of two requests) instead of starting the
+    /// next as each ends, for latency at a given load. --outstanding still
+    /// caps operations in flight.
+    #[arg(long, value_name = "PER_SECOND")]
+    pub rate: Option<f64>,
     /// Client sockets (UDP) or connections (TCP) the simulated phones share.
     #[arg(long, default_value_t = 4)]
     pub sockets: usize,

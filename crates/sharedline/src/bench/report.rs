@@ -34,6 +34,8 @@ pub struct Report {
     pub watchers: usize,
     /// Operations in flight at most.
     pub outstanding: usize,
+    /// Open loop: operations started per second asked for (`--rate`).
+    pub rate: Option<f64>,
     /// Seconds the load ran (from the first measured request to the last
     /// NOTIFY of the drain).
     pub elapsed_s: f64,
@@ -103,8 +105,12 @@ impl Report {
             (
                 "shape".into(),
                 format!(
-                    "{} lines x {} watchers, {} in flight",
-                    self.lines, self.watchers, self.outstanding
+                    "{} lines x {} watchers, {} in flight{}",
+                    self.lines,
+                    self.watchers,
+                    self.outstanding,
+                    self.rate
+                        .map_or(String::new(), |r| format!(", {r} operations/s offered"))
                 ),
             ),
             ("elapsed".into(), format!("{:.2} s", self.elapsed_s)),

@@ -49,6 +49,10 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     notify_at   INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS subscriptions_resource ON subscriptions(resource);
+CREATE TABLE IF NOT EXISTS resources (
+    resource   TEXT PRIMARY KEY,
+    changed_at INTEGER NOT NULL
+);
 ";
 
 const PUT_PUBLICATION: &str = "
@@ -70,10 +74,18 @@ ON CONFLICT(id) DO UPDATE SET
     data = excluded.data,
     notify_cseq = excluded.notify_cseq,
     notify_at = excluded.notify_at";
-/// Every NOTIFY moves the dialog's CSeq; one integer column keeps that
-/// cheap instead of rewriting the record's JSON.
-const SET_NOTIFY_CSEQ: &str =
-    "UPDATE subscriptions SET notify_cseq = ?2, notify_at = ?3 WHERE id = ?1";
+/// A dialog's CSeq reservation moves every thousand NOTIFYs; one integer
+/// column keeps that cheap instead of rewriting the record's JSON. (NOTIFYs
+/// themselves write nothing: `notify_at` is the last NOTIFY's time as of the
+/// record's last full write, and the `resources` table tells a restart which
+/// watchers may have missed one.)
+const RESERVE_CSEQ: &str = "UPDATE subscriptions SET notify_cseq = ?2 WHERE id = ?1";
+const RESOURCE_CHANGED: &str = "
+INSERT INTO resources (resource, changed_at) VALUES (?1, ?2)
+ON CONFLICT(resource) DO UPDATE SET changed_at = excluded.changed_at";
+/// Rows older than this are of no use to a restart (it looks back minutes);
+/// loading drops them so lines that are gone do not pile up.
+const RESOURCES_KEPT: Duration = Duration::from_secs(24 * 3600);
 const DELETE_SUBSCRIPTION: &str = "DELETE FROM subscriptions WHERE id = ?1";
 
 /// An open database; owned by the writer thread after [`SqliteStore::open`].
@@ -159,28 +171,53 @@ impl SqliteStore {
         let mut cseqs = std::collections::HashMap::new();
         let mut stmt = self
             .conn
-            .prepare("SELECT id, notify_cseq, notify_at FROM subscriptions")
+            .prepare("SELECT id, notify_cseq FROM subscriptions")
             .map_err(read_err)?;
         let mut rows = stmt.query([]).map_err(read_err)?;
         while let Some(row) = rows.next().map_err(read_err)? {
             let id: String = row.get(0).map_err(read_err)?;
             let cseq: u32 = row.get(1).map_err(read_err)?;
-            let at: i64 = row.get(2).map_err(read_err)?;
-            cseqs.insert(id, (cseq, Time(u64::try_from(at).unwrap_or(0))));
+            cseqs.insert(id, cseq);
         }
-        // The columns move on every NOTIFY, the JSON only on other changes.
+        // The column moves with each reservation, the JSON only on other
+        // changes: the larger is the reservation.
         for s in &mut subscriptions {
-            if let Some(&(c, at)) = cseqs.get(&s.id) {
-                if c > s.local_cseq {
-                    s.local_cseq = c;
-                    s.last_notify_at = at;
-                }
+            if let Some(&c) = cseqs.get(&s.id) {
+                s.cseq_reserved = s.cseq_reserved.max(c);
             }
         }
         Ok(Snapshot {
             publications: self.load_table(path, "publications")?,
             subscriptions,
+            resources_changed: self.load_resources(path)?,
         })
+    }
+
+    /// When each resource last changed, dropping rows too old to matter.
+    fn load_resources(&self, path: &Path) -> Result<Vec<(String, Time)>, StoreError> {
+        let shown = path.display();
+        let read_err = |e| sql_err(&format!("sqlite:{shown}: cannot read resources"), e);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let horizon = now.saturating_sub(RESOURCES_KEPT).as_millis();
+        self.conn
+            .execute(
+                "DELETE FROM resources WHERE changed_at < ?1",
+                params![i64::try_from(horizon).unwrap_or(0)],
+            )
+            .map_err(read_err)?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT resource, changed_at FROM resources")
+            .map_err(read_err)?;
+        let rows = stmt
+            .query_map([], |row| {
+                let at: i64 = row.get(1)?;
+                Ok((row.get(0)?, Time(u64::try_from(at).unwrap_or(0))))
+            })
+            .map_err(read_err)?;
+        rows.collect::<Result<_, _>>().map_err(read_err)
     }
 
     /// Every record of `table` (a fixed name from this file). A row whose JSON
@@ -241,7 +278,7 @@ fn put_subscription(
         s.resource,
         time_column(s.expires_at),
         data,
-        s.local_cseq,
+        s.cseq_reserved,
         time_column(s.last_notify_at)
     ])?;
     Ok(())
@@ -265,9 +302,13 @@ impl Backend for SqliteStore {
                     .prepare_cached(DELETE_SUBSCRIPTION)
                     .and_then(|mut st| st.execute(params![id]))
                     .map(drop),
-                StoreOp::SetNotifyCSeq { id, cseq, at } => tx
-                    .prepare_cached(SET_NOTIFY_CSEQ)
-                    .and_then(|mut st| st.execute(params![id, cseq, time_column(*at)]))
+                StoreOp::ReserveCSeq { id, upto } => tx
+                    .prepare_cached(RESERVE_CSEQ)
+                    .and_then(|mut st| st.execute(params![id, upto]))
+                    .map(drop),
+                StoreOp::ResourceChanged { resource, at } => tx
+                    .prepare_cached(RESOURCE_CHANGED)
+                    .and_then(|mut st| st.execute(params![resource, time_column(*at)]))
                     .map(drop),
             };
             // Dropping `tx` on this early return rolls the whole group back.
