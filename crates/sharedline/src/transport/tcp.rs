@@ -204,6 +204,7 @@ async fn run_connection(
         conn: Some(conn),
     };
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut gather = Vec::new();
     let mut deadline = Instant::now() + idle;
 
     // `drain`: the peer stopped sending (EOF) or sent what cannot be framed,
@@ -219,7 +220,7 @@ async fn run_connection(
             out = queue.recv() => match out {
                 None => break 'conn ("dropped by the engine".into(), false),
                 Some(bytes) => {
-                    if let Err(e) = writer.write_all(&bytes).await {
+                    if let Err(e) = write_queued(&mut writer, bytes, &mut queue, &mut gather).await {
                         break 'conn (format!("write failed: {e}"), false);
                     }
                     deadline = Instant::now() + idle;
@@ -261,9 +262,13 @@ async fn run_connection(
             tokio::select! {
                 _ = ctx.shutdown.wait() => break,
                 _ = sleep_until(hard) => break,
-                out = queue.recv() => match out {
-                    Some(bytes) if writer.write_all(&bytes).await.is_ok() => {}
-                    _ => break,
+                next = queue.recv() => match next {
+                    Some(bytes) => {
+                        if write_queued(&mut writer, bytes, &mut queue, &mut gather).await.is_err() {
+                            break;
+                        }
+                    }
+                    None => break,
                 },
             }
         }
@@ -280,7 +285,7 @@ mod tests {
 
     fn steps(bytes: &[u8]) -> (Vec<Step>, BytesMut) {
         let mut buf = BytesMut::from(bytes);
-        let mut out = Vec::new();
+        let mut gather = Vec::new();
         loop {
             match next_step(&mut buf, 1000).expect("keep-alives never fail") {
                 Step::NeedMore => return (out, buf),
@@ -301,4 +306,36 @@ mod tests {
         assert!(s.is_empty());
         assert_eq!(&rest[..], b"\r\n\r");
     }
+}
+
+/// At most this much is gathered from the queue into one write.
+const WRITE_GATHER: usize = 64 * 1024;
+
+/// Write `first` and whatever else is already queued behind it, in one
+/// system call where they fit: a line's fan-out puts many NOTIFYs on one
+/// proxy connection at once, and a write each would cost a call each.
+async fn write_queued(
+    writer: &mut (impl AsyncWriteExt + Unpin),
+    first: Bytes,
+    queue: &mut mpsc::Receiver<Bytes>,
+    gather: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    let Ok(second) = queue.try_recv() else {
+        return writer.write_all(&first).await;
+    };
+    gather.clear();
+    gather.extend_from_slice(&first);
+    gather.extend_from_slice(&second);
+    while gather.len() < WRITE_GATHER {
+        match queue.try_recv() {
+            Ok(more) => gather.extend_from_slice(&more),
+            Err(_) => break,
+        }
+    }
+    let result = writer.write_all(gather).await;
+    // A burst's buffer is not kept for the connection's life.
+    if gather.capacity() > 4 * WRITE_GATHER {
+        *gather = Vec::new();
+    }
+    result
 }
