@@ -69,14 +69,14 @@ fn request_line<'a>(msg: &Message<'a>) -> Result<Method<'a>, Invalid> {
             reason: Cow::Borrowed("Version Not Supported"),
         });
     }
-    let ruri = Uri::parse(uri).map_err(|_| bad("Malformed Request-URI"))?;
-    if !ruri.is_sip() {
+    let (sip, headers) = Uri::verdict(uri).ok_or_else(|| bad("Malformed Request-URI"))?;
+    if !sip {
         return Err(Invalid {
             status: 416,
             reason: Cow::Borrowed("Unsupported URI Scheme"),
         });
     }
-    if ruri.headers.is_some() {
+    if headers {
         return Err(bad("Request-URI must not carry headers"));
     }
     Ok(method)
@@ -145,7 +145,7 @@ fn check_headers(
         }
         for a in list(index.lines(headers, k)).resume(first.rest) {
             let a = a.map_err(header)?;
-            bad_uri |= a.uri != "*" && Uri::parse(a.uri).is_err();
+            bad_uri |= a.uri != "*" && !Uri::is_valid(a.uri);
         }
         if bad_uri {
             return Err(bad("Bad address: malformed URI"));

@@ -167,7 +167,7 @@ impl<'a, T> First<'a, T> {
 }
 
 fn addr_uri_ok(a: &NameAddr<'_>) -> bool {
-    a.uri == "*" || Uri::parse(a.uri).is_ok()
+    a.uri == "*" || Uri::is_valid(a.uri)
 }
 
 /// The typed values read once: each field is exactly what the accessor of
@@ -202,12 +202,13 @@ fn read<'a, T>(
 
 fn uri_ok(a: &Result<Option<NameAddr<'_>>, HeaderError>) -> bool {
     match a {
-        Ok(Some(a)) => Uri::parse(a.uri).is_ok(),
+        Ok(Some(a)) => Uri::is_valid(a.uri),
         _ => true,
     }
 }
 
 impl<'a> Known<'a> {
+    #[inline]
     pub(crate) fn build(h: &[Header<'a>], ix: &Index) -> Known<'a> {
         let via = First::read(lists::vias(ix.lines(h, K::Via)), |_| true);
         let vias = lists::vias(ix.lines(h, K::Via)).resume(via.rest);
@@ -285,6 +286,7 @@ pub struct Parsed<'a> {
 
 /// [`parse`] and [`Parsed::new`] in one call: the message layer's fast path
 /// for a server that checks and reads each request.
+#[inline]
 pub fn parse_typed(bytes: &[u8], stream: bool) -> Result<Parsed<'_>, ParseError> {
     parse(bytes, stream).map(Parsed::new)
 }
@@ -304,6 +306,7 @@ impl<'a> From<Message<'a>> for Parsed<'a> {
 
 impl<'a> Parsed<'a> {
     /// Read the known headers of `msg` once and keep them beside it.
+    #[inline]
     pub fn new(msg: Message<'a>) -> Parsed<'a> {
         let index = Index::build(&msg.headers);
         let known = Known::build(&msg.headers, &index);

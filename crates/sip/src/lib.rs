@@ -13,6 +13,7 @@
 //! - [`message`]: [`Message`], its start line and the header index.
 //! - [`mod@parse`]: [`parse()`] (one whole message) and [`frame_len`] (stream framing).
 //! - [`header`]: typed views of the headers the server reads, parsed lazily on access.
+//! - `swar`: word-at-a-time byte searches (line ends, `<uri>`).
 //! - `scan`: single-pass scanners for the usual shapes of those headers,
 //!   with the general parsers in `header` behind them.
 //! - [`Parsed`] / [`parse_typed`]: a message with the headers every request
@@ -38,6 +39,7 @@ mod known;
 pub mod message;
 pub mod parse;
 mod scan;
+mod swar;
 mod text;
 pub mod uri;
 pub mod write;

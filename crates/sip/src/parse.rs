@@ -2,7 +2,8 @@
 //! datagram, or a frame cut by [`frame_len`] from a TCP stream).
 
 use crate::message::{Header, HeaderName, Message, Method, StartLine};
-use crate::text::{all_digits, is_token, is_token_byte, parse_u64, trim_lws};
+use crate::swar::{find, find2, find_or_space, lower_eq};
+use crate::text::{all_digits, is_token, parse_u64, run_while, trim_lws, TOKEN};
 use memchr::memchr;
 use std::fmt;
 
@@ -67,7 +68,7 @@ pub fn parse(bytes: &[u8], stream: bool) -> Result<Message<'_>, ParseError> {
     let utf8 = |from: usize, to: usize| text.get(from..to).ok_or(ParseError::NotText);
     let mut pos = skip_crlfs(b);
 
-    let lf = memchr(b'\n', &b[pos..]).ok_or(ParseError::Unterminated)? + pos;
+    let lf = find(b, pos, b'\n').ok_or(ParseError::Unterminated)?;
     let line = utf8(pos, strip_cr(b, pos, lf))?;
     let start = start_line(line)?;
     pos = lf + 1;
@@ -91,7 +92,7 @@ pub fn parse(bytes: &[u8], stream: bool) -> Result<Message<'_>, ParseError> {
                 let last = headers
                     .last_mut()
                     .ok_or(ParseError::HeaderLine("continuation line without a header"))?;
-                let lf = memchr(b'\n', &b[pos..]).ok_or(ParseError::Unterminated)? + pos;
+                let lf = find(b, pos, b'\n').ok_or(ParseError::Unterminated)?;
                 let end = trim_end(b, pos, strip_cr(b, pos, lf));
                 if end > pos {
                     if ve == vs {
@@ -104,11 +105,15 @@ pub fn parse(bytes: &[u8], stream: bool) -> Result<Message<'_>, ParseError> {
             }
             _ => {
                 let name_start = pos;
-                let mut i = pos;
-                while i < n && is_token_byte(b[i]) {
-                    i += 1;
-                }
-                let name_end = i;
+                // A known name is found by its end (the first `:` or byte
+                // below 0x21) and a word compare, which also proves it a
+                // token; anything else takes the byte-by-byte token rule.
+                let stop = find_or_space(b, pos, b':');
+                let (name_end, known) = match known_name(&b[name_start..stop]) {
+                    Some(h) => (stop, Some(h)),
+                    None => (run_while(b, pos, TOKEN), None),
+                };
+                let mut i = name_end;
                 while i < n && (b[i] == b' ' || b[i] == b'\t') {
                     i += 1;
                 }
@@ -121,16 +126,16 @@ pub fn parse(bytes: &[u8], stream: bool) -> Result<Message<'_>, ParseError> {
                 if b[i] != b':' {
                     return Err(ParseError::HeaderLine("missing colon"));
                 }
-                let lf = memchr(b'\n', &b[i..]).ok_or(ParseError::Unterminated)? + i;
+                let lf = find(b, i, b'\n').ok_or(ParseError::Unterminated)?;
                 let end = trim_end(b, i + 1, strip_cr(b, i + 1, lf));
                 vs = skip_ws(b, i + 1, end);
                 ve = end;
-                let name = utf8(name_start, name_end)?;
+                let name = match known {
+                    Some(h) => h,
+                    None => header_name(utf8(name_start, name_end)?),
+                };
                 let value = utf8(vs, ve)?;
-                headers.push(Header {
-                    name: header_name(name),
-                    value,
-                });
+                headers.push(Header { name, value });
                 pos = lf + 1;
             }
         }
@@ -245,9 +250,7 @@ fn start_line(line: &str) -> Result<StartLine<'_>, ParseError> {
             break;
         }
         let start = i;
-        while i < b.len() && !matches!(b[i], b' ' | b'\t') {
-            i += 1;
-        }
+        i = find2(b, i, b' ', b'\t');
         if count == 3 {
             return Err(ParseError::StartLine("not three parts"));
         }
@@ -280,14 +283,19 @@ fn start_line(line: &str) -> Result<StartLine<'_>, ParseError> {
 /// length and first letter before comparing, since this runs for every
 /// header line.
 pub(crate) fn header_name(s: &str) -> HeaderName<'_> {
+    known_name(s.as_bytes()).unwrap_or(HeaderName::Other(s))
+}
+
+/// The known header name `b` spells (case-insensitively, compact forms
+/// too), if any. `b` must hold no byte below 0x21 (see [`lower_eq`]); a
+/// match is then made of letters and `-` only, so it is a token.
+#[inline]
+fn known_name(b: &[u8]) -> Option<HeaderName<'static>> {
     use HeaderName as H;
-    let b = s.as_bytes();
-    let Some(&first) = b.first() else {
-        return H::Other(s);
-    };
-    let f = first.to_ascii_lowercase();
+    let &first = b.first()?;
+    let f = first | 0x20;
     if b.len() == 1 {
-        return match f {
+        return Some(match f {
             b'v' => H::Via,
             b'f' => H::From,
             b't' => H::To,
@@ -299,14 +307,11 @@ pub(crate) fn header_name(s: &str) -> HeaderName<'_> {
             b'l' => H::ContentLength,
             b'e' => H::ContentEncoding,
             b'k' => H::Supported,
-            _ => H::Other(s),
-        };
+            _ => return None,
+        });
     }
-    // `s` is a token, and among token bytes only the letters change under
-    // `| 0x20`: OR-ing it in and comparing with the lowercase name is a
-    // case-insensitive comparison.
-    let is = |canon: &[u8]| b.iter().zip(canon).all(|(&x, &c)| x | 0x20 == c);
-    match (b.len(), f) {
+    let is = |canon: &[u8]| lower_eq(b, canon);
+    Some(match (b.len(), f) {
         (3, b'v') if is(b"via") => H::Via,
         (4, b'f') if is(b"from") => H::From,
         (2, b't') if is(b"to") => H::To,
@@ -337,8 +342,8 @@ pub(crate) fn header_name(s: &str) -> HeaderName<'_> {
         (10, b'u') if is(b"user-agent") => H::UserAgent,
         (6, b's') if is(b"server") => H::Server,
         (4, b'd') if is(b"date") => H::Date,
-        _ => H::Other(s),
-    }
+        _ => return None,
+    })
 }
 
 /// On a stream: how many bytes at the start of `buf` form the next frame

@@ -17,24 +17,21 @@ use crate::header::{
 };
 use crate::message::Header;
 use crate::message::HeaderName;
-use crate::text::{is_lws, is_token, is_token_byte, split_commas};
+use crate::swar::find_or_space;
+use crate::text::{
+    is_lws, is_token, run_until, run_while, split_commas, LWS, SCAN_VALUE_END, TOKEN,
+};
 use crate::uri::{parse_ip_loose, scan_host};
 
 /// Skip LWS (folds included) from `i`.
 #[inline]
-fn skip_lws(b: &[u8], mut i: usize) -> usize {
-    while i < b.len() && is_lws(b[i]) {
-        i += 1;
-    }
-    i
+fn skip_lws(b: &[u8], i: usize) -> usize {
+    run_while(b, i, LWS)
 }
 
 #[inline]
-fn token_end(b: &[u8], mut i: usize) -> usize {
-    while i < b.len() && is_token_byte(b[i]) {
-        i += 1;
-    }
-    i
+fn token_end(b: &[u8], i: usize) -> usize {
+    run_while(b, i, TOKEN)
 }
 
 #[inline]
@@ -102,10 +99,7 @@ pub(crate) fn params<'a>(
             let ve = if b.get(vs) == Some(&b'"') {
                 quoted_end(b, vs)?
             } else {
-                let mut e = vs;
-                while e < b.len() && !matches!(b[e], b';' | b',' | b'"' | b'<') && !is_lws(b[e]) {
-                    e += 1;
-                }
+                let e = run_until(b, vs, SCAN_VALUE_END);
                 if matches!(b.get(e), Some(b'"' | b'<')) {
                     return None;
                 }
@@ -131,6 +125,9 @@ fn angle(s: &str, i: usize) -> Option<(&str, usize)> {
     let b = s.as_bytes();
     let mut close = i + 1;
     loop {
+        // Jump to the next `>` or byte below 0x21; only LWS among the
+        // latter stops the URI, other control bytes are left to `Uri::parse`.
+        close = find_or_space(b, close, b'>');
         match *b.get(close)? {
             b'>' => break,
             c if is_lws(c) => return None,

@@ -78,38 +78,31 @@ fn parse_port(p: &[u8]) -> Result<u16, ()> {
 }
 
 /// Dotted-quad IPv4 with the rules of `Ipv4Addr::from_str`: four decimal
-/// octets up to 255, no leading zeros.
+/// octets up to 255, no leading zeros. Read octet by octet (at most three
+/// digits each, a fourth could only make it too large or zero-led), so the
+/// per-byte work is one digit test.
 fn parse_ipv4(b: &[u8]) -> Option<Ipv4Addr> {
     let mut oct = [0u8; 4];
-    let (mut k, mut val, mut len) = (0usize, 0u32, 0u32);
-    for &c in b {
-        if c == b'.' {
-            if len == 0 || k == 3 {
+    let mut i = 0;
+    for (k, o) in oct.iter_mut().enumerate() {
+        if k > 0 {
+            if b.get(i) != Some(&b'.') {
                 return None;
             }
-            oct[k] = val as u8;
-            k += 1;
-            val = 0;
-            len = 0;
-        } else if c.is_ascii_digit() {
-            // A second digit after a leading zero is refused, as in std.
-            if len > 0 && val == 0 {
-                return None;
-            }
-            val = val * 10 + u32::from(c - b'0');
-            len += 1;
-            if val > 255 {
-                return None;
-            }
-        } else {
+            i += 1;
+        }
+        let s = i;
+        let mut v = 0u32;
+        while i < b.len() && i - s < 3 && b[i].is_ascii_digit() {
+            v = v * 10 + u32::from(b[i] - b'0');
+            i += 1;
+        }
+        if i == s || v > 255 || (i - s > 1 && b[s] == b'0') {
             return None;
         }
+        *o = v as u8;
     }
-    if k != 3 || len == 0 {
-        return None;
-    }
-    oct[3] = val as u8;
-    Some(Ipv4Addr::from(oct))
+    (i == b.len()).then_some(Ipv4Addr::from(oct))
 }
 
 /// Labels of letters, digits, `-` and `_`, none empty or starting or ending
@@ -171,24 +164,52 @@ const HOST_CLASS: [u8; 256] = {
 
 /// A host name or IPv4 address starting at `i`, running while bytes are
 /// letters, digits, `.`, `-` or `_`: the index where it ends, if
-/// [`Host::parse`] would accept that text. One pass for names (the label
-/// rules are checked at each `.` and `-`); digits and dots only are then
-/// read as a dotted quad.
+/// [`Host::parse`] would accept that text. One pass: runs of letters,
+/// digits and `_` are skipped with one table test per byte, and the label
+/// rules (and, for a run of digits, the octet rules of a dotted quad) are
+/// checked only where a run ends.
 #[inline]
 pub(crate) fn scan_host(b: &[u8], i: usize) -> Option<usize> {
     let mut seen = 0u8;
     let mut valid = true;
     let mut prev = H_DOT;
+    // Labels read so far, and whether each was an octet (1 to 3 digits,
+    // no leading zero, at most 255): what `parse_ipv4` asks of a text of
+    // digits and dots.
+    let mut labels = 0u32;
+    let mut octets = true;
     let mut j = i;
-    while j < b.len() {
-        let k = HOST_CLASS[b[j] as usize];
-        if k == 0 {
-            break;
+    loop {
+        let run = j;
+        let mut kinds = 0u8;
+        while j < b.len() {
+            let k = HOST_CLASS[b[j] as usize];
+            if k & (H_DIGIT | H_NAME) == 0 {
+                break;
+            }
+            kinds |= k;
+            j += 1;
         }
+        seen |= kinds;
+        labels += 1;
+        if j > run {
+            prev = H_DIGIT;
+            if kinds == H_DIGIT && octets {
+                octets = octet(&b[run..j]);
+            }
+        } else {
+            octets = false;
+        }
+        let k = match b.get(j) {
+            Some(&c) => HOST_CLASS[c as usize],
+            None => 0,
+        };
         if k == H_DOT {
             valid &= prev & (H_DOT | H_DASH) == 0;
         } else if k == H_DASH {
             valid &= prev != H_DOT;
+        } else {
+            break;
         }
         seen |= k;
         prev = k;
@@ -198,11 +219,23 @@ pub(crate) fn scan_host(b: &[u8], i: usize) -> Option<usize> {
         return None;
     }
     if seen & (H_NAME | H_DASH) == 0 {
-        return parse_ipv4(&b[i..j]).map(|_| j);
+        // Digits and dots only: a dotted quad or nothing.
+        return (octets && labels == 4).then_some(j);
     }
     // A trailing dot is allowed once: `valid` already refused one after a
     // dot or a dash.
     (valid && prev != H_DASH).then_some(j)
+}
+
+/// One to three digits, no leading zero, at most 255.
+#[inline]
+fn octet(d: &[u8]) -> bool {
+    match *d {
+        [a] => a.is_ascii_digit(),
+        [a, _] => a != b'0',
+        [a, b, c] => a != b'0' && (a, b, c) <= (b'2', b'5', b'5'),
+        _ => false,
+    }
 }
 
 /// Check every byte against a class table, with `%HH` escapes allowed.
@@ -234,6 +267,21 @@ fn class_step(b: &[u8], i: usize, class: u8) -> Option<usize> {
         Some(i + 3)
     } else {
         None
+    }
+}
+
+/// A run of PARAM bytes and `%HH` escapes from `i`: where it stops (at a
+/// byte outside the class), or `None` on a bad escape.
+#[inline]
+fn param_run(b: &[u8], mut i: usize) -> Option<usize> {
+    loop {
+        while i < b.len() && URI_CLASS[b[i] as usize] & PARAM != 0 {
+            i += 1;
+        }
+        if b.get(i) != Some(&b'%') {
+            return Some(i);
+        }
+        i = class_step(b, i, PARAM)?;
     }
 }
 
@@ -347,10 +395,31 @@ impl<'a> Uri<'a> {
         }
     }
 
+    /// Whether [`Uri::parse`] accepts `s`, without building the [`Uri`]:
+    /// `Some((is_sip, has_headers))` if it does. The checks of a request
+    /// ask only this, for up to half a dozen URIs per message.
+    #[inline]
+    pub(crate) fn verdict(s: &str) -> Option<(bool, bool)> {
+        match Uri::scan(s) {
+            // The scanner takes only `sip:` and `sips:` URIs.
+            Some(u) => Some((true, u.headers.is_some())),
+            None => Uri::parse_general(s)
+                .ok()
+                .map(|u| (u.is_sip(), u.headers.is_some())),
+        }
+    }
+
+    /// Whether [`Uri::parse`] accepts `s`.
+    #[inline]
+    pub(crate) fn is_valid(s: &str) -> bool {
+        Uri::verdict(s).is_some()
+    }
+
     /// One forward pass over a `sip:`/`sips:` URI with a name or IPv4 host:
     /// scheme, userinfo, host, port, parameters and headers are each
     /// checked as the walk reaches them. `None` when the URI is anything
     /// else or is not valid; [`Uri::parse_general`] then decides.
+    #[inline(always)]
     pub(crate) fn scan(s: &'a str) -> Option<Uri<'a>> {
         let b = s.as_bytes();
         let sip = match b.get(..4)? {
@@ -380,29 +449,31 @@ impl<'a> Uri<'a> {
         let mut i = sip;
         let mut class = USER;
         let mut user_end = 0;
-        while i < b.len() {
-            let c = b[i];
-            if c == b'@' {
-                if class == USER {
-                    user_end = i;
-                }
-                if user_end == sip {
-                    return None;
-                }
-                uri.user = Some(s.get(sip..user_end)?);
-                break;
+        loop {
+            while i < b.len() && URI_CLASS[b[i] as usize] & class != 0 {
+                i += 1;
             }
-            if URI_CLASS[c as usize] & class != 0 {
-                i += 1;
-            } else if c == b':' && class == USER {
-                user_end = i;
-                class = PASSWORD;
-                i += 1;
-            } else {
-                match class_step(b, i, class) {
+            match b.get(i) {
+                Some(b'@') => {
+                    if class == USER {
+                        user_end = i;
+                    }
+                    if user_end == sip {
+                        return None;
+                    }
+                    uri.user = Some(s.get(sip..user_end)?);
+                    break;
+                }
+                Some(b':') if class == USER => {
+                    user_end = i;
+                    class = PASSWORD;
+                    i += 1;
+                }
+                Some(b'%') => match class_step(b, i, class) {
                     Some(n) => i = n,
                     None => break,
-                }
+                },
+                _ => break,
             }
         }
         i = if uri.user.is_some() { i + 1 } else { sip };
@@ -429,27 +500,18 @@ impl<'a> Uri<'a> {
         while b.get(i) == Some(&b';') {
             i += 1;
             let ns = i;
-            while i < b.len() && !matches!(b[i], b'=' | b';' | b'?') {
-                i = if URI_CLASS[b[i] as usize] & PARAM != 0 {
-                    i + 1
-                } else {
-                    class_step(b, i, PARAM)?
-                };
-            }
+            // `=`, `;` and `?` are outside the PARAM class, so the run
+            // stops at them (or at a `%` escape, or at a byte no part of
+            // a parameter may hold).
+            i = param_run(b, i)?;
             if i == ns {
                 return None;
             }
             if b.get(i) == Some(&b'=') {
                 i += 1;
                 let vs = i;
-                while i < b.len() && !matches!(b[i], b';' | b'?') {
-                    i = if URI_CLASS[b[i] as usize] & PARAM != 0 {
-                        i + 1
-                    } else {
-                        class_step(b, i, PARAM)?
-                    };
-                }
-                if i == vs {
+                i = param_run(b, i)?;
+                if i == vs || b.get(i) == Some(&b'=') {
                     return None;
                 }
             }
