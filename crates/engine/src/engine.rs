@@ -57,7 +57,7 @@ pub(crate) struct Resource {
     pub(crate) pubs: BTreeSet<String>,
     pub(crate) subs: BTreeSet<SubKey>,
     /// Last state rendered per shared-state package, to notify only on change.
-    pub(crate) shared: Vec<(&'static str, Rendered)>,
+    pub(crate) shared: Vec<(&'static str, Arc<Rendered>)>,
 }
 
 /// Context of one of our NOTIFY transactions.
@@ -218,11 +218,35 @@ impl Engine {
     /// A datagram or a whole stream frame arrived.
     pub fn handle_bytes(&mut self, now: Time, from: Source, bytes: &[u8]) {
         self.begin();
+        if let Some(head) = sip::peek_response(bytes) {
+            // A response (to our NOTIFYs: one per watcher per change) is
+            // matched by its status and top Via branch alone.
+            self.on_response(now, head.status, head.branch);
+            self.end();
+            return;
+        }
+        if bytes.starts_with(b"SIP/") {
+            match sip::parse(bytes, from.transport.reliable()) {
+                Ok(msg) if !msg.is_request() => {
+                    if let (Some(code), Ok(Some(via))) = (msg.status(), msg.via()) {
+                        if let Some(branch) = via.branch {
+                            self.on_response(now, code, branch);
+                        }
+                    }
+                }
+                Ok(_) => {
+                    debug!(from = %from.remote, "dropped a request that starts like a response")
+                }
+                Err(e) => debug!(from = %from.remote, error = %e, "dropped unparsable response"),
+            }
+            self.end();
+            return;
+        }
         // The typed parse keeps what it checked, so the checks and the
         // handlers below read each header's value once.
         match sip::parse_typed(bytes, from.transport.reliable()) {
             Ok(msg) if msg.is_request() => self.on_request(now, from, &msg),
-            Ok(msg) => self.on_response(now, &msg),
+            Ok(_) => {} // a response, handled above
             Err(e) => match crate::salvage::request_head(bytes) {
                 Some(head) => match sip::parse(&head, false) {
                     Ok(msg) => self.reject_untracked(from, &msg, 400, &e.to_string()),
@@ -399,7 +423,11 @@ impl Engine {
         if let Err(inv) = msg.check() {
             return self.reject_untracked(from, msg, inv.status, &inv.reason);
         }
-        let Some(key) = ServerKey::of(msg) else {
+        let key = match msg.via() {
+            Ok(Some(via)) => ServerKey::with_via(msg, via),
+            _ => None,
+        };
+        let Some(key) = key else {
             return self.reject_untracked(from, msg, 400, "Bad Via header");
         };
         match self
@@ -454,11 +482,7 @@ impl Engine {
         }
     }
 
-    fn on_response(&mut self, now: Time, msg: &Parsed<'_>) {
-        let (Some(code), Ok(Some(via))) = (msg.status(), msg.via()) else {
-            return;
-        };
-        let Some(branch) = via.branch else { return };
+    fn on_response(&mut self, now: Time, code: u16, branch: &str) {
         if let Some(ev) = self.client_tx.on_response(now, branch, code) {
             self.on_client_event(now, ev);
         }
@@ -742,12 +766,12 @@ impl Engine {
                     res.shared.swap_remove(i);
                 }
                 (Some(i), Some(r)) => {
-                    if res.shared[i].1 != r {
-                        res.shared[i].1 = r;
+                    if *res.shared[i].1 != r {
+                        res.shared[i].1 = Arc::new(r);
                         changed.push(name);
                     }
                 }
-                (None, Some(r)) => res.shared.push((name, r)),
+                (None, Some(r)) => res.shared.push((name, Arc::new(r))),
                 (None, None) => {}
             }
         }

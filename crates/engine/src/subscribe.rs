@@ -11,6 +11,7 @@ use crate::subscription::{sub_id, DialogText, SubKey, Subscription, CSEQ_BLOCK};
 use crate::time::Time;
 use sip::{HeaderName, Method, RequestWriter};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use tracing::debug;
 
 /// NOTIFY responses after which the subscription is gone (RFC 6665 §4.2.2
@@ -341,7 +342,8 @@ impl Engine {
     pub(crate) fn send_notify(&mut self, now: Time, key: SubKey) {
         let Some(s) = self.subs.get(key) else { return };
         let pkg = self.packages.get(s.package).map(|(p, _)| p);
-        let rendered: Rendered = match pkg {
+        // Shared state is rendered once per change; its NOTIFYs share it.
+        let rendered: Arc<Rendered> = match pkg {
             Some(p) if p.shared_state() => self
                 .resources
                 .get(&*s.resource)
@@ -349,11 +351,11 @@ impl Engine {
                     r.shared
                         .iter()
                         .find(|(n, _)| *n == p.name())
-                        .map(|(_, r)| r.clone())
+                        .map(|(_, r)| Arc::clone(r))
                 })
-                .unwrap_or_else(|| p.render(&self.view(&s.resource), s.data)),
-            Some(p) => p.render(&self.view(&s.resource), s.data),
-            None => Rendered::default(),
+                .unwrap_or_else(|| Arc::new(p.render(&self.view(&s.resource), s.data))),
+            Some(p) => Arc::new(p.render(&self.view(&s.resource), s.data)),
+            None => Arc::default(),
         };
         let branch = format!("z9hG4bK{}", self.rng.token());
         let Some(s) = self.subs.get_mut(key) else {
@@ -364,10 +366,17 @@ impl Engine {
         s.in_flight = true;
         s.dirty = false;
         let terminal = s.ending;
-        let state = match terminal {
-            Some(reason) => format!("terminated;reason={reason}"),
-            None => format!("active;expires={}", now.secs_until(s.expires_at)),
-        };
+        let mut state = Vec::with_capacity(32);
+        match terminal {
+            Some(reason) => {
+                state.extend_from_slice(b"terminated;reason=");
+                state.extend_from_slice(reason.as_bytes());
+            }
+            None => {
+                state.extend_from_slice(b"active;expires=");
+                push_u64(&mut state, now.secs_until(s.expires_at));
+            }
+        }
         let t = build_notify(s, &branch, &state, &rendered);
         // A NOTIFY leaves only once its CSeq is covered by the stored
         // reservation, so a restart goes on above it in the watcher's dialog.
@@ -389,17 +398,72 @@ impl Engine {
             sub: key,
             terminal: terminal.is_some(),
         };
-        self.client_tx.start(now, branch, t.clone(), ctx);
+        // Only UDP retransmits (Timer E): over a stream the transaction
+        // needs no copy of the bytes.
+        let kept = if t.transport.reliable() {
+            Transmit {
+                bytes: Vec::new(),
+                ..t
+            }
+        } else {
+            t.clone()
+        };
+        self.client_tx.start(now, branch, kept, ctx);
         self.send(t);
     }
 }
 
 /// Our Contact for a listener.
 fn contact_of(local: SocketAddr, transport: Transport) -> String {
-    match transport {
-        Transport::Udp => format!("<sip:{local}>"),
-        Transport::Tcp => format!("<sip:{local};transport=tcp>"),
+    let mut b = Vec::with_capacity(48);
+    push_contact(&mut b, local, transport);
+    String::from_utf8(b).unwrap_or_default()
+}
+
+/// Our Contact for a listener, appended to `b`.
+fn push_contact(b: &mut Vec<u8>, local: SocketAddr, transport: Transport) {
+    b.extend_from_slice(b"<sip:");
+    push_addr(b, local);
+    if transport == Transport::Tcp {
+        b.extend_from_slice(b";transport=tcp");
     }
+    b.push(b'>');
+}
+
+/// `n` in decimal, appended to `b`. Every NOTIFY carries a few numbers and
+/// addresses; `fmt` machinery for each was a tenth of building one.
+fn push_u64(b: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    b.extend_from_slice(&digits[i..]);
+}
+
+/// `host:port` as a SIP sent-by or URI host part (IPv6 in brackets).
+fn push_addr(b: &mut Vec<u8>, a: SocketAddr) {
+    match a {
+        SocketAddr::V4(v4) => {
+            for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+                if i > 0 {
+                    b.push(b'.');
+                }
+                push_u64(b, u64::from(octet));
+            }
+        }
+        SocketAddr::V6(v6) => {
+            use std::io::Write;
+            let _ = write!(b, "[{}]", v6.ip());
+        }
+    }
+    b.push(b':');
+    push_u64(b, u64::from(a.port()));
 }
 
 /// Strip `<>` and parameters from a Route/Record-Route element.
@@ -430,7 +494,7 @@ fn uri_addr(uri: &str) -> Option<(SocketAddr, Option<Transport>)> {
 
 /// A NOTIFY in the subscription's dialog (RFC 3261 §12.2.1.1 for the
 /// Request-URI and Route set).
-fn build_notify(rec: &Subscription, branch: &str, state: &str, rendered: &Rendered) -> Transmit {
+fn build_notify(rec: &Subscription, branch: &str, state: &[u8], rendered: &Rendered) -> Transmit {
     // A first route without `lr` is a strict router: it goes in the
     // Request-URI and the remote target goes last in Route.
     let strict = rec
@@ -471,7 +535,7 @@ fn build_notify(rec: &Subscription, branch: &str, state: &str, rendered: &Render
             b.extend_from_slice(b"SIP/2.0/");
             b.extend_from_slice(transport.via_token().as_bytes());
             b.push(b' ');
-            b.extend_from_slice(local.to_string().as_bytes());
+            push_addr(b, local);
             b.extend_from_slice(b";branch=");
             b.extend_from_slice(branch.as_bytes());
             b.extend_from_slice(b";rport");
@@ -495,10 +559,10 @@ fn build_notify(rec: &Subscription, branch: &str, state: &str, rendered: &Render
         })
         .header(HeaderName::CallId, rec.call_id())
         .header_with(HeaderName::CSeq, |b| {
-            b.extend_from_slice(rec.local_cseq.to_string().as_bytes());
+            push_u64(b, u64::from(rec.local_cseq));
             b.extend_from_slice(b" NOTIFY");
         })
-        .header(HeaderName::Contact, &contact_of(local, transport))
+        .header_with(HeaderName::Contact, |b| push_contact(b, local, transport))
         .header_with(HeaderName::Event, |b| {
             b.extend_from_slice(rec.package.as_bytes());
             if let Some(id) = rec.event_id() {
@@ -506,7 +570,9 @@ fn build_notify(rec: &Subscription, branch: &str, state: &str, rendered: &Render
                 b.extend_from_slice(id.as_bytes());
             }
         })
-        .header(HeaderName::SubscriptionState, state);
+        .header_with(HeaderName::SubscriptionState, |b| {
+            b.extend_from_slice(state)
+        });
     let mut w = w;
     for (name, value) in &rendered.headers {
         w = w.header(*name, value);

@@ -17,7 +17,7 @@ use crate::config::Settings;
 use crate::store::{self, StoreError, StoreWriter};
 use crate::transport::{self, Context, Input, Shutdown};
 use bytes::Bytes;
-use engine::{ConnId, Engine, Output, Time, Transmit, Transport};
+use engine::{ConnId, Engine, Output, StoreBatch, Time, Transmit, Transport};
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::fmt;
@@ -240,6 +240,7 @@ pub async fn serve(settings: Settings, stop: impl Future<Output = ()>) -> Result
         inputs: input_rx,
         store: writer,
         durable,
+        store_out: Vec::new(),
         acked: 0,
         udp: udp_sockets,
         udp_out: Vec::new(),
@@ -329,6 +330,8 @@ struct EngineTask {
     store: StoreWriter,
     /// What the store has made durable.
     durable: Arc<Durable>,
+    /// Batches of this round, handed to the store together.
+    store_out: Vec<StoreBatch>,
     /// The value of `durable` last passed to the engine.
     acked: u64,
     /// UDP sockets by bound address.
@@ -443,7 +446,7 @@ impl EngineTask {
                     if let Some(h) = &mut self.http {
                         h.store_submitted(batch.seq);
                     }
-                    self.store.submit(batch)
+                    self.store_out.push(batch)
                 }
                 Output::Transmit(tx) => match tx.transport {
                     Transport::Udp => {
@@ -454,6 +457,11 @@ impl EngineTask {
                     Transport::Tcp => self.send_tcp(tx),
                 },
             }
+        }
+        // Nothing that waits on these has left: the engine holds it back
+        // until they are durable.
+        if !self.store_out.is_empty() {
+            self.store.submit_all(std::mem::take(&mut self.store_out));
         }
     }
 

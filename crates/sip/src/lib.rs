@@ -12,6 +12,7 @@
 //! # Layout
 //! - [`message`]: [`Message`], its start line and the header index.
 //! - [`mod@parse`]: [`parse()`] (one whole message) and [`frame_len`] (stream framing).
+//! - [`peek`]: the status and top Via branch of a response, without a full parse.
 //! - [`header`]: typed views of the headers the server reads, parsed lazily on access.
 //! - `swar`: word-at-a-time byte searches (line ends, `<uri>`).
 //! - `scan`: single-pass scanners for the usual shapes of those headers,
@@ -38,6 +39,7 @@ pub mod header;
 mod known;
 pub mod message;
 pub mod parse;
+pub mod peek;
 mod scan;
 mod swar;
 mod text;
@@ -52,5 +54,6 @@ pub use header::{
 pub use known::{parse_typed, Parsed};
 pub use message::{HeaderName, Message, Method, StartLine};
 pub use parse::{frame_len, parse, FrameError, ParseError};
+pub use peek::{peek_response, ResponseHead};
 pub use uri::{Host, Uri};
 pub use write::{RequestWriter, ResponseWriter};

@@ -153,7 +153,7 @@ struct Shared {
 pub struct StoreWriter {
     /// `None` only after `close` took it (dropping it tells the thread to
     /// stop), or for the memory store, which has no thread.
-    tx: Option<Sender<StoreBatch>>,
+    tx: Option<Sender<Vec<StoreBatch>>>,
     thread: Option<JoinHandle<()>>,
     /// The memory store's callback, called from `submit`.
     immediate: Option<Box<dyn Fn(u64) + Send + 'static>>,
@@ -192,23 +192,36 @@ impl StoreWriter {
 
     /// Queue a batch; never blocks on I/O.
     pub fn submit(&self, batch: StoreBatch) {
-        let seq = batch.seq;
+        self.submit_all(vec![batch]);
+    }
+
+    /// Queue batches (in seq order) with one hand-over: on a busy server
+    /// with one core, each hand-over can switch to the writer thread, which
+    /// would then commit batches one by one.
+    pub fn submit_all(&self, batches: Vec<StoreBatch>) {
+        let Some(last) = batches.last().map(|b| b.seq) else {
+            return;
+        };
         if let Some(on_durable) = &self.immediate {
             let s = &self.shared;
-            s.batches.fetch_add(1, Ordering::Relaxed);
-            s.ops.fetch_add(batch.ops.len() as u64, Ordering::Relaxed);
+            let ops: usize = batches.iter().map(|b| b.ops.len()).sum();
+            s.batches.fetch_add(batches.len() as u64, Ordering::Relaxed);
+            s.ops.fetch_add(ops as u64, Ordering::Relaxed);
             s.transactions.fetch_add(1, Ordering::Relaxed);
-            on_durable(seq);
+            on_durable(last);
             return;
         }
         let sent = match &self.tx {
-            Some(tx) => tx.send(batch).is_ok(),
+            Some(tx) => tx.send(batches).is_ok(),
             None => false,
         };
         if !sent {
             // Only possible if the writer thread is gone; the batch will never
             // be acknowledged, so whatever waits on it stays unanswered.
-            tracing::error!(seq, "store writer is not running; batch not stored");
+            tracing::error!(
+                seq = last,
+                "store writer is not running; batches not stored"
+            );
         }
     }
 
@@ -250,7 +263,7 @@ impl fmt::Debug for StoreWriter {
 /// commit it as one transaction, acknowledge, repeat until the handle is gone.
 fn run<B: Backend>(
     mut backend: B,
-    rx: Receiver<StoreBatch>,
+    rx: Receiver<Vec<StoreBatch>>,
     on_durable: Box<dyn Fn(u64) + Send + 'static>,
     shared: &Shared,
 ) {
@@ -258,12 +271,12 @@ fn run<B: Backend>(
     let mut disconnected = false;
     while !disconnected {
         match rx.recv() {
-            Ok(batch) => group.push(batch),
+            Ok(batches) => group.extend(batches),
             Err(_) => break,
         }
         while group.len() < MAX_GROUP {
             match rx.try_recv() {
-                Ok(batch) => group.push(batch),
+                Ok(batches) => group.extend(batches),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
                     disconnected = true;
