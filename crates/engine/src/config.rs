@@ -11,7 +11,10 @@ pub struct Timers {
     pub t1: u64,
     /// Maximum retransmit interval for non-INVITE requests (default 4 s).
     pub t2: u64,
-    /// Maximum time a message stays in the network (default 5 s).
+    /// Maximum time a message stays in the network (default 5 s). RFC 3261
+    /// times only Timer K with it, which the client transactions do not
+    /// keep (see `transaction`); it is kept so configurations that set it
+    /// still load.
     pub t4: u64,
 }
 

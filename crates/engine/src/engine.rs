@@ -483,7 +483,7 @@ impl Engine {
     }
 
     fn on_response(&mut self, now: Time, code: u16, branch: &str) {
-        if let Some(ev) = self.client_tx.on_response(now, branch, code) {
+        if let Some(ev) = self.client_tx.on_response(branch, code) {
             self.on_client_event(now, ev);
         }
     }

@@ -279,35 +279,6 @@ async fn run_connection(
     let _ = ctx.inputs.send(Input::Closed(conn)).await;
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn steps(bytes: &[u8]) -> (Vec<Step>, BytesMut) {
-        let mut buf = BytesMut::from(bytes);
-        let mut gather = Vec::new();
-        loop {
-            match next_step(&mut buf, 1000).expect("keep-alives never fail") {
-                Step::NeedMore => return (out, buf),
-                s => out.push(s),
-            }
-        }
-    }
-
-    #[test]
-    fn double_crlf_is_a_ping_and_lone_crlf_is_skipped() {
-        assert_eq!(steps(b"\r\n\r\n").0, vec![Step::Ping]);
-        assert_eq!(steps(b"\r\n\r\n\r\n\r\n").0, vec![Step::Ping, Step::Ping]);
-        // A split ping waits for its second half instead of being skipped.
-        let (s, rest) = steps(b"\r\n");
-        assert!(s.is_empty());
-        assert_eq!(&rest[..], b"\r\n");
-        let (s, rest) = steps(b"\r\n\r");
-        assert!(s.is_empty());
-        assert_eq!(&rest[..], b"\r\n\r");
-    }
-}
-
 /// At most this much is gathered from the queue into one write.
 const WRITE_GATHER: usize = 64 * 1024;
 
@@ -338,4 +309,33 @@ async fn write_queued(
         *gather = Vec::new();
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn steps(bytes: &[u8]) -> (Vec<Step>, BytesMut) {
+        let mut buf = BytesMut::from(bytes);
+        let mut out = Vec::new();
+        loop {
+            match next_step(&mut buf, 1000).expect("keep-alives never fail") {
+                Step::NeedMore => return (out, buf),
+                s => out.push(s),
+            }
+        }
+    }
+
+    #[test]
+    fn double_crlf_is_a_ping_and_lone_crlf_is_skipped() {
+        assert_eq!(steps(b"\r\n\r\n").0, vec![Step::Ping]);
+        assert_eq!(steps(b"\r\n\r\n\r\n\r\n").0, vec![Step::Ping, Step::Ping]);
+        // A split ping waits for its second half instead of being skipped.
+        let (s, rest) = steps(b"\r\n");
+        assert!(s.is_empty());
+        assert_eq!(&rest[..], b"\r\n");
+        let (s, rest) = steps(b"\r\n\r");
+        assert!(s.is_empty());
+        assert_eq!(&rest[..], b"\r\n\r");
+    }
 }
