@@ -610,6 +610,15 @@ async fn drive(w: Workload, a: LoadArgs, hold: Option<HoldArgs>) -> Result<Repor
                 report.bytes_per_subscription =
                     Some((u.mem_kb as f64 - b.mem_kb as f64) * 1024.0 / (n_watchers.max(1)) as f64);
             }
+            let settle = hold.as_ref().map_or(0.0, |h| h.settle);
+            if settle > 0.0 {
+                tokio::time::sleep(Duration::from_secs_f64(settle)).await;
+                if let (Some(b), Some(u)) = (before_setup, watched.read()) {
+                    report.bytes_per_subscription_settled = Some(
+                        (u.mem_kb as f64 - b.mem_kb as f64) * 1024.0 / (n_watchers.max(1)) as f64,
+                    );
+                }
+            }
             let cmd = hold.as_ref().and_then(|h| h.restart_cmd.clone());
             let result = match (cmd, a.server_pid) {
                 (Some(cmd), Some(pid)) => Some(restart(pid, &cmd).await),

@@ -125,6 +125,11 @@ pub struct HoldArgs {
     /// How many subscriptions to hold.
     #[arg(long, default_value_t = 100_000)]
     pub subscriptions: usize,
+    /// After subscribing, wait this many seconds and read the server's
+    /// memory again: the burst's finished transactions (kept 64*T1 = 32 s
+    /// by default, RFC 3261 Timer J) have gone, the subscriptions remain.
+    #[arg(long, default_value_t = 0.0, value_name = "SECONDS")]
+    pub settle: f64,
     /// After subscribing: stop the server (SIGTERM to --server-pid), run this
     /// shell command to start it again on the same address, and time until
     /// every held subscription is NOTIFYd again. The bench stops the

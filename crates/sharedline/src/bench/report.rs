@@ -72,8 +72,12 @@ pub struct Report {
     pub client_cpu_util: f64,
     /// hold: server memory before subscribing, KiB.
     pub rss_before_kb: Option<u64>,
-    /// hold: bytes of server memory per held subscription.
+    /// hold: bytes of server memory per held subscription, half a second
+    /// after the last SUBSCRIBE (finished transactions still held).
     pub bytes_per_subscription: Option<f64>,
+    /// hold with --settle: the same once the server's transactions from the
+    /// burst have ended (what the subscriptions themselves cost).
+    pub bytes_per_subscription_settled: Option<f64>,
     /// hold: seconds from starting the restarted server to its first answer.
     pub restart_ready_s: Option<f64>,
     /// hold: seconds from starting the restarted server until every held
@@ -164,6 +168,9 @@ impl Report {
         ];
         if let Some(b) = self.bytes_per_subscription {
             rows.push(("bytes/subscription".into(), format!("{b:.0}")));
+        }
+        if let Some(b) = self.bytes_per_subscription_settled {
+            rows.push(("bytes/subscription, settled".into(), format!("{b:.0}")));
         }
         if let Some(s) = self.restart_ready_s {
             rows.push(("restart: first answer".into(), format!("{s:.2} s")));
