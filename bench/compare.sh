@@ -3,7 +3,8 @@
 # in one run. Installs Kamailio from Debian's packages if it is missing,
 # builds sharedline in release, pins every server to CPU 0 and the load
 # client to CPU 1, runs
-#   publish-fanout  (udp, tcp) against sharedline and (udp) the bare responder
+#   publish-fanout  (udp, tcp) against sharedline and (udp) the bare responder,
+#                   then (udp) against sharedline at half its peak rate (p99)
 #   seize-fanout    (udp, tcp) against sharedline and Kamailio
 #   subscribe-churn (udp, tcp) against sharedline and Kamailio
 #   hold            (udp) against sharedline: memory per subscription, restart
@@ -196,13 +197,24 @@ bench() {
 }
 
 FANOUT=(--lines 100 --watchers 20 --outstanding 5 --sockets 16 --duration "$DURATION")
+# The shape for publish-fanout: 1000 lines x 10 watchers.
+PUBLISH=(--lines 1000 --watchers 10 --outstanding 40 --sockets 16 --duration "$DURATION")
 CHURN=(--lines 200 --outstanding 50 --sockets 16 --duration "$DURATION")
 
 for t in udp tcp; do
-    bench sharedline publish-fanout $t "${FANOUT[@]}"
-    bench sharedline-memory publish-fanout $t "${FANOUT[@]}"
+    bench sharedline publish-fanout $t "${PUBLISH[@]}"
+    bench sharedline-memory publish-fanout $t "${PUBLISH[@]}"
 done
-bench responder publish-fanout udp "${FANOUT[@]}"
+bench responder publish-fanout udp "${PUBLISH[@]}"
+# Latency at half the peak: the same shape, open loop, at half the
+# requests/s the closed-loop UDP run above reached.
+PEAK=$(grep '"workload":"publish-fanout","transport":"udp","server":"sharedline"' "$RESULTS" |
+    grep '"rate":null' | tail -1 | sed 's/.*"requests_per_s":\([0-9.]*\).*/\1/')
+if [ -n "$PEAK" ]; then
+    HALF=$(awk -v p="$PEAK" 'BEGIN { printf "%d", p / 2 }')
+    bench sharedline publish-fanout udp --lines 1000 --watchers 10 --outstanding 1000 \
+        --sockets 16 --duration "$DURATION" --rate "$HALF"
+fi
 for w in seize-fanout; do
     for t in udp tcp; do
         bench sharedline $w $t "${FANOUT[@]}"
@@ -226,7 +238,7 @@ if [ "$HOLD" -gt 0 ]; then
     # shellcheck disable=SC2086
     if ! taskset -c $CLIENT_CPU "$BIN" bench hold --target "udp:127.0.0.1:$SL_PORT" \
         --label sharedline $SERVER_FLAG --results "$RESULTS" \
-        --subscriptions "$HOLD" --lines 200 --outstanding 200 \
+        --subscriptions "$HOLD" --lines 200 --outstanding 200 --settle 40 \
         --restart-cmd "$SL_CMD" >"$WORK/sharedline-hold-udp.txt"; then
         FAILED=1
         log "FAILED: hold (see $WORK/sharedline-hold-udp.txt)"

@@ -772,3 +772,35 @@ fn cseq_reservations_and_line_changes_survive_a_reopen() {
         vec![("sip:shared@example.com".to_string(), Time(now))]
     );
 }
+
+#[test]
+fn the_wal_is_checkpointed_while_the_writer_runs() {
+    // Commits never checkpoint themselves (a checkpoint syncs the database
+    // file); a thread of the store does, so the WAL's pages reach the
+    // database file without a restart.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = db_path(&dir);
+    let (_, writer, acks) = open_with_acks(&StoreSpec::Sqlite(path.clone()));
+    let empty = std::fs::metadata(&path).expect("db file").len();
+    for seq in 1..=200u64 {
+        let ops = (0..10)
+            .map(|i| StoreOp::PutPublication(publication(&format!("p{seq}-{i}"), "state")))
+            .collect();
+        writer.submit(StoreBatch { seq, ops });
+    }
+    wait_for_ack(&acks, 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let size = std::fs::metadata(&path).expect("db file").len();
+        if size > empty + 100_000 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "database file still {size} bytes (empty: {empty}): no checkpoint"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    writer.close();
+    assert_eq!(reopen(&path).publications.len(), 2000);
+}

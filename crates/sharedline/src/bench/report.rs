@@ -213,7 +213,7 @@ impl Report {
 
 /// The side-by-side table of a results file: one row per run, and in the
 /// last column `base`'s requests/s divided by this row's, for the same
-/// workload and transport (2.0: `base` served twice as many).
+/// workload, transport and shape (2.0: `base` served twice as many).
 pub fn comparison(jsonl: &str, base: &str) -> String {
     use serde_json::Value;
     let rows: Vec<Value> = jsonl
@@ -228,9 +228,29 @@ pub fn comparison(jsonl: &str, base: &str) -> String {
             .and_then(Value::as_f64)
             .map_or("-".to_string(), |us| format!("{:.1}", us / 1000.0))
     };
+    // Lines x watchers, operations in flight, and the offered rate of an
+    // open-loop run: rows compare only with rows of the same shape.
+    let shape = |v: &Value| {
+        let n = |k: &str| f(v, k).map_or(0, |x| x as u64);
+        let mut t = match s(v, "workload").as_str() {
+            "subscribe-churn" => format!("{} clients", n("outstanding")),
+            "hold" => format!("{} subs", n("watchers")),
+            _ => format!(
+                "{}x{}, {} in flight",
+                n("lines"),
+                n("watchers"),
+                n("outstanding")
+            ),
+        };
+        if let Some(rate) = f(v, "rate") {
+            t = format!("{}x{} at {rate}/s", n("lines"), n("watchers"));
+        }
+        t
+    };
     let header = [
         "workload",
         "transport",
+        "shape",
         "server",
         "req/s",
         "NOTIFY/s",
@@ -253,6 +273,7 @@ pub fn comparison(jsonl: &str, base: &str) -> String {
                 s(b, "server") == base
                     && s(b, "workload") == s(r, "workload")
                     && s(b, "transport") == s(r, "transport")
+                    && shape(b) == shape(r)
             })
             .and_then(|b| f(b, "requests_per_s"));
         let ratio = match (base_rps, f(r, "requests_per_s")) {
@@ -265,6 +286,7 @@ pub fn comparison(jsonl: &str, base: &str) -> String {
         table.push(vec![
             s(r, "workload"),
             s(r, "transport"),
+            shape(r),
             s(r, "server"),
             opt("requests_per_s", 1.0, 0),
             opt("notifies_per_s", 1.0, 0),

@@ -91,6 +91,69 @@ const DELETE_SUBSCRIPTION: &str = "DELETE FROM subscriptions WHERE id = ?1";
 /// An open database; owned by the writer thread after [`SqliteStore::open`].
 pub(crate) struct SqliteStore {
     conn: Connection,
+    /// Stops the checkpoint thread when the store goes.
+    _checkpoints: Checkpointer,
+}
+
+/// How often the checkpoint thread moves the WAL into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// Checkpoints on their own thread and connection. SQLite's automatic
+/// checkpoint runs inside the commit that crosses 1000 WAL pages, and with
+/// `synchronous=NORMAL` a checkpoint syncs the database file: that commit,
+/// and every acknowledgement waiting on it, then waited for the disk (tens
+/// of milliseconds on the machine that measured it). A passive checkpoint
+/// from another connection runs beside the writer instead.
+struct Checkpointer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path) -> Result<Checkpointer, StoreError> {
+        let shown = path.display().to_string();
+        let conn = Connection::open(path)
+            .map_err(|e| sql_err(&format!("sqlite:{shown}: checkpoint connection"), e))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| sql_err(&format!("sqlite:{shown}: busy_timeout"), e))?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = std::sync::Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("store-checkpoint".into())
+            .spawn(move || {
+                use std::sync::atomic::Ordering;
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::park_timeout(CHECKPOINT_EVERY);
+                    if flag.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    // PASSIVE never waits for the writer; what it cannot
+                    // copy now is copied next time.
+                    let done: Result<(i64, i64, i64), _> = conn
+                        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                        });
+                    if let Err(e) = done {
+                        tracing::warn!(store = %shown, error = %e, "WAL checkpoint failed; will retry");
+                    }
+                }
+            })
+            .map_err(|e| StoreError(format!("cannot start the checkpoint thread: {e}")))?;
+        Ok(Checkpointer {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
 }
 
 fn sql_err(context: &str, e: rusqlite::Error) -> StoreError {
@@ -123,7 +186,14 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(|e| sql_err(&format!("sqlite:{shown}: synchronous"), e))?;
 
-        let mut store = SqliteStore { conn };
+        // Checkpoints run on their own thread (see `Checkpointer`).
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(|e| sql_err(&format!("sqlite:{shown}: wal_autocheckpoint"), e))?;
+
+        let mut store = SqliteStore {
+            conn,
+            _checkpoints: Checkpointer::start(path)?,
+        };
         store.create_schema(path)?;
         let snapshot = store.load(path)?;
         Ok((store, snapshot))
