@@ -38,7 +38,9 @@ CREATE TABLE IF NOT EXISTS publications (
     expires_at INTEGER NOT NULL,
     data       TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS publications_resource ON publications(resource);
+-- No index on resource: nothing queries by it, and each index is one more
+-- B-tree every write changes (they existed in earlier files: dropped).
+DROP INDEX IF EXISTS publications_resource;
 CREATE TABLE IF NOT EXISTS subscriptions (
     id          TEXT PRIMARY KEY,
     package     TEXT NOT NULL,
@@ -48,7 +50,7 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     notify_cseq INTEGER NOT NULL DEFAULT 0,
     notify_at   INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS subscriptions_resource ON subscriptions(resource);
+DROP INDEX IF EXISTS subscriptions_resource;
 CREATE TABLE IF NOT EXISTS resources (
     resource   TEXT PRIMARY KEY,
     changed_at INTEGER NOT NULL
