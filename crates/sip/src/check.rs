@@ -36,10 +36,9 @@ pub struct Invalid {
 /// that goes on to read them should use [`crate::Parsed::check`], which
 /// gives the same answer from values kept for the accessors.
 pub fn check_request(msg: &Message<'_>) -> Result<(), Invalid> {
-    let method = request_line(msg)?;
     let index = Index::build(&msg.headers);
     let known = Known::build(&msg.headers, &index);
-    check_headers(method, &index, &known, &msg.headers)
+    check_known(msg, &index, &known)
 }
 
 /// [`check_request`] from headers already read into `known` (the
@@ -49,12 +48,13 @@ pub(crate) fn check_known(
     index: &Index,
     known: &Known<'_>,
 ) -> Result<(), Invalid> {
-    let method = request_line(msg)?;
+    let method = request_line(msg, known)?;
     check_headers(method, index, known, &msg.headers)
 }
 
-/// Version, Request-URI and scheme; the method.
-fn request_line<'a>(msg: &Message<'a>) -> Result<Method<'a>, Invalid> {
+/// Version, Request-URI and scheme; the method. A Request-URI that is
+/// the text of From's or To's URI takes the verdict they got.
+fn request_line<'a>(msg: &Message<'a>, known: &Known<'_>) -> Result<Method<'a>, Invalid> {
     let StartLine::Request {
         method,
         uri,
@@ -69,7 +69,10 @@ fn request_line<'a>(msg: &Message<'a>) -> Result<Method<'a>, Invalid> {
             reason: Cow::Borrowed("Version Not Supported"),
         });
     }
-    let (sip, headers) = Uri::verdict(uri).ok_or_else(|| bad("Malformed Request-URI"))?;
+    let verdict = known
+        .known_verdict(uri)
+        .unwrap_or_else(|| Uri::verdict(uri));
+    let (sip, headers) = verdict.ok_or_else(|| bad("Malformed Request-URI"))?;
     if !sip {
         return Err(Invalid {
             status: 416,
@@ -104,8 +107,8 @@ fn check_headers(
     known.call_id.as_ref().map_err(header_ref)?;
     let cseq = known.cseq.as_ref().map_err(header_ref)?;
     for (addr, uri_ok, which) in [
-        (&known.from, known.from_uri_ok, "From"),
-        (&known.to, known.to_uri_ok, "To"),
+        (&known.from, Known::uri_ok(known.from_uri), "From"),
+        (&known.to, Known::uri_ok(known.to_uri), "To"),
     ] {
         addr.as_ref().map_err(header_ref)?;
         if !uri_ok {
@@ -207,6 +210,38 @@ mod tests {
         assert_eq!(
             reason("Call-ID: y\r\n").as_str(),
             "Bad Call-ID: header repeated"
+        );
+    }
+
+    #[test]
+    fn a_request_uri_shared_with_from_or_to_gets_the_same_verdict() {
+        // The Request-URI takes the verdict From's or To's URI got when it
+        // is the same text: it must be the verdict it would get alone.
+        let req = |ruri: &str, from: &str, to: &str| {
+            let b = format!("SUBSCRIBE {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\nFrom: <{from}>;tag=1\r\nTo: <{to}>\r\nCall-ID: x\r\nCSeq: 1 SUBSCRIBE\r\nl: 0\r\n\r\n");
+            let m = parse(b.as_bytes(), true).unwrap();
+            let via_parsed = crate::Parsed::new(m.clone()).check();
+            let alone = check_request(&m);
+            assert_eq!(via_parsed, alone);
+            alone.map_err(|e| (e.status, e.reason.into_owned()))
+        };
+        assert_eq!(req("sip:a@b.c", "sip:a@b.c", "sip:a@b.c"), Ok(()));
+        assert_eq!(
+            req("tel:+1", "tel:+1", "sip:c@d"),
+            Err((416, "Unsupported URI Scheme".into()))
+        );
+        assert_eq!(
+            req("sip:a@b.c?x=y", "sip:e@f", "sip:a@b.c?x=y"),
+            Err((400, "Request-URI must not carry headers".into()))
+        );
+        assert_eq!(
+            req("sip:a@-b", "sip:a@-b", "sip:a@-b"),
+            Err((400, "Malformed Request-URI".into()))
+        );
+        // Not shared: judged on its own.
+        assert_eq!(
+            req("sip:a@-b", "sip:a@b", "sip:a@b"),
+            Err((400, "Malformed Request-URI".into()))
         );
     }
 

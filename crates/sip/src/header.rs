@@ -17,8 +17,8 @@ use crate::message::{Header, HeaderName, Message};
 use crate::scan::{self, Elements};
 pub use crate::text::ParamIter;
 use crate::text::{
-    all_digits, is_lws, is_token, is_token_byte, parse_params, parse_u64, scan_params, trim_lws,
-    unquote, Cursor,
+    all_digits, is_lws, is_token, is_token_byte, parse_params, scan_params, trim_lws, unquote,
+    Cursor,
 };
 use crate::uri::{parse_ip_loose, Host, Uri};
 use std::fmt;
@@ -167,7 +167,13 @@ pub struct NameAddr<'a> {
 impl<'a> NameAddr<'a> {
     /// The `tag` parameter.
     pub fn tag(&self) -> Option<&'a str> {
-        self.params.get("tag").flatten()
+        // `Params::get("tag")`, with a word compare: the names of checked
+        // parameters are tokens, free of bytes below 0x21, for which
+        // `lower_eq` is an exact case-insensitive compare.
+        self.params
+            .iter()
+            .find(|p| crate::swar::lower_eq(p.name.as_bytes(), b"tag"))
+            .and_then(|p| p.value)
     }
     /// The URI, parsed.
     pub fn parsed_uri(&self) -> Result<Uri<'a>, HeaderError> {
@@ -662,11 +668,22 @@ impl<'a> SubscriptionState<'a> {
 }
 
 /// delta-seconds, clamped to u32::MAX when larger (RFC 3261 §20.19).
+/// One pass: the running value is capped just above u32::MAX, so it cannot
+/// overflow and still tells a clamped value from an exact one.
 pub(crate) fn delta_seconds(s: &str) -> Option<u32> {
-    if !all_digits(s) {
+    if s.is_empty() {
         return None;
     }
-    Some(parse_u64(s).map_or(u32::MAX, |n| u32::try_from(n).unwrap_or(u32::MAX)))
+    let cap = u64::from(u32::MAX) + 1;
+    let mut n = 0u64;
+    for &c in s.as_bytes() {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        n = (n * 10 + u64::from(d)).min(cap);
+    }
+    Some(u32::try_from(n).unwrap_or(u32::MAX))
 }
 
 /// Readers of single header values, shared by the accessors below and by
@@ -1035,6 +1052,23 @@ fn canonical(name: HeaderName<'_>) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn delta_seconds_clamps_and_refuses_like_the_rfc_says() {
+        for (text, want) in [
+            ("0", Some(0)),
+            ("3600", Some(3600)),
+            ("4294967295", Some(u32::MAX)),
+            ("4294967296", Some(u32::MAX)),
+            ("99999999999999999999999999", Some(u32::MAX)),
+            ("", None),
+            ("12a", None),
+            ("-1", None),
+            (" 1", None),
+        ] {
+            assert_eq!(delta_seconds(text), want, "{text}");
+        }
+    }
+
     use super::*;
     use crate::parse::parse;
 

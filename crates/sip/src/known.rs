@@ -181,9 +181,11 @@ pub(crate) struct Known<'a> {
     /// How many Via elements there are, or the first bad one.
     pub(crate) vias: Result<usize, HeaderError>,
     pub(crate) from: Result<Option<NameAddr<'a>>, HeaderError>,
-    pub(crate) from_uri_ok: bool,
+    /// `Uri::verdict` on From's URI (`None` when there is no From to read).
+    pub(crate) from_uri: Option<Verdict>,
     pub(crate) to: Result<Option<NameAddr<'a>>, HeaderError>,
-    pub(crate) to_uri_ok: bool,
+    /// `Uri::verdict` on To's URI, the same way.
+    pub(crate) to_uri: Option<Verdict>,
     pub(crate) call_id: Result<Option<&'a str>, HeaderError>,
     pub(crate) cseq: Result<Option<CSeq<'a>>, HeaderError>,
     pub(crate) max_forwards: Result<Option<u32>, HeaderError>,
@@ -200,10 +202,36 @@ fn read<'a, T>(
     v?.map(f).transpose()
 }
 
-fn uri_ok(a: &Result<Option<NameAddr<'_>>, HeaderError>) -> bool {
+/// What [`Uri::verdict`] says of a URI: `Some((is_sip, has_headers))` if
+/// it is well formed.
+pub(crate) type Verdict = Option<(bool, bool)>;
+
+/// The URI of a From or To that was read.
+fn addr_uri<'a>(a: &Result<Option<NameAddr<'a>>, HeaderError>) -> Option<&'a str> {
     match a {
-        Ok(Some(a)) => Uri::is_valid(a.uri),
-        _ => true,
+        Ok(Some(a)) => Some(a.uri),
+        _ => None,
+    }
+}
+
+impl<'a> Known<'a> {
+    /// The verdict on `uri` if it is the text of From's or To's URI, which
+    /// were judged when these were read: the Request-URI, From and To of
+    /// a request outside a dialog are often one address (an SCA
+    /// subscription names its own line in all three), and comparing
+    /// bytes costs less than judging the URI again.
+    pub(crate) fn known_verdict(&self, uri: &str) -> Option<Verdict> {
+        [
+            (addr_uri(&self.from), self.from_uri),
+            (addr_uri(&self.to), self.to_uri),
+        ]
+        .into_iter()
+        .find_map(|(text, v)| (text? == uri).then_some(v?))
+    }
+
+    /// Whether From's (or To's) URI is well formed, or there is none.
+    pub(crate) fn uri_ok(v: Option<Verdict>) -> bool {
+        !matches!(v, Some(None))
     }
 }
 
@@ -232,6 +260,12 @@ impl<'a> Known<'a> {
         };
         let from = read(ix.single(h, K::From, "From"), from_value);
         let to = read(ix.single(h, K::To, "To"), to_value);
+        let from_uri = addr_uri(&from).map(Uri::verdict);
+        // To often names the same address as From: judged once then.
+        let to_uri = addr_uri(&to).map(|t| match (addr_uri(&from), from_uri) {
+            (Some(f), Some(v)) if f == t => v,
+            _ => Uri::verdict(t),
+        });
         Known {
             via,
             vias: count,
@@ -241,9 +275,9 @@ impl<'a> Known<'a> {
                 lists::record_routes(ix.lines(h, K::RecordRoute)),
                 addr_uri_ok,
             ),
-            from_uri_ok: uri_ok(&from),
+            from_uri,
             from,
-            to_uri_ok: uri_ok(&to),
+            to_uri,
             to,
             call_id: read(ix.single(h, K::CallId, "Call-ID"), value::call_id),
             cseq: read(ix.single(h, K::CSeq, "CSeq"), value::cseq),
@@ -306,7 +340,7 @@ impl<'a> From<Message<'a>> for Parsed<'a> {
 
 impl<'a> Parsed<'a> {
     /// Read the known headers of `msg` once and keep them beside it.
-    #[inline]
+    #[inline(always)]
     pub fn new(msg: Message<'a>) -> Parsed<'a> {
         let index = Index::build(&msg.headers);
         let known = Known::build(&msg.headers, &index);

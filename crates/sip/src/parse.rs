@@ -2,7 +2,8 @@
 //! datagram, or a frame cut by [`frame_len`] from a TCP stream).
 
 use crate::message::{Header, HeaderName, Message, Method, StartLine};
-use crate::swar::{find, find2, find_or_space, lower_eq};
+use crate::simd::{find, find2, find_or_space};
+use crate::swar::lower_eq;
 use crate::text::{all_digits, is_token, parse_u64, run_while, trim_lws, TOKEN};
 use memchr::memchr;
 use std::fmt;

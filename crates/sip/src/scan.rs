@@ -17,10 +17,9 @@ use crate::header::{
 };
 use crate::message::Header;
 use crate::message::HeaderName;
-use crate::swar::find_or_space;
-use crate::text::{
-    is_lws, is_token, run_until, run_while, split_commas, LWS, SCAN_VALUE_END, TOKEN,
-};
+use crate::simd::{find_or_space, value_end};
+use crate::swar::lower_eq;
+use crate::text::{is_lws, is_token, run_while, split_commas, LWS, TOKEN};
 use crate::uri::{parse_ip_loose, scan_host};
 
 /// Skip LWS (folds included) from `i`.
@@ -39,6 +38,14 @@ fn sub(s: &str, a: usize, b: usize) -> &str {
     // Callers cut next to ASCII delimiters; a wrong cut would be an empty
     // slice, never a panic.
     s.get(a..b).unwrap_or("")
+}
+
+/// Whether the token `t` is `lower` (lowercase letters and `-`), ignoring
+/// case. A token holds no byte below 0x21, which makes the word-at-a-time
+/// `lower_eq` exact here.
+#[inline(always)]
+fn named(t: &str, lower: &str) -> bool {
+    lower_eq(t.as_bytes(), lower.as_bytes())
 }
 
 /// A quoted-string at `i` (which holds `"`): the index after its closing
@@ -99,7 +106,7 @@ pub(crate) fn params<'a>(
             let ve = if b.get(vs) == Some(&b'"') {
                 quoted_end(b, vs)?
             } else {
-                let e = run_until(b, vs, SCAN_VALUE_END);
+                let e = value_end(b, vs, true);
                 if matches!(b.get(e), Some(b'"' | b'<')) {
                     return None;
                 }
@@ -238,17 +245,17 @@ pub(crate) fn via(s: &str, i: usize) -> Option<(Via<'_>, Stop)> {
     let pe = if port.is_some() { pe } else { skip_lws(b, pe) };
     let (mut branch, mut received, mut rport) = (None, None, None);
     let stop = params(s, pe, |name, value| {
-        if name.eq_ignore_ascii_case("branch") {
+        if named(name, "branch") {
             match value {
                 Some(v) if is_token(v) && v != "z9hG4bK" => branch = Some(v),
                 _ => return None,
             }
-        } else if name.eq_ignore_ascii_case("received") {
+        } else if named(name, "received") {
             match value {
                 Some(v) if parse_ip_loose(v).is_some() => received = Some(v),
                 _ => return None,
             }
-        } else if name.eq_ignore_ascii_case("rport") {
+        } else if named(name, "rport") {
             rport = match value {
                 None => Some(None),
                 Some(v) => Some(Some(digits_u16(v)?)),
@@ -306,11 +313,11 @@ pub(crate) fn call_info(s: &str, i: usize) -> Option<(CallInfo<'_>, Stop)> {
     let (uri, after) = angle(s, i)?;
     let (mut index, mut state, mut auri) = (None, None, None);
     let stop = params(s, after, |name, value| {
-        let slot = if name.eq_ignore_ascii_case("appearance-index") {
+        let slot = if named(name, "appearance-index") {
             &mut index
-        } else if name.eq_ignore_ascii_case("appearance-state") {
+        } else if named(name, "appearance-state") {
             &mut state
-        } else if name.eq_ignore_ascii_case("appearance-uri") {
+        } else if named(name, "appearance-uri") {
             &mut auri
         } else {
             return Some(());
@@ -376,7 +383,7 @@ pub(crate) fn event(s: &str) -> Option<Event<'_>> {
     }
     let mut id = None;
     let stop = params(s, pe, |name, value| {
-        if id.is_none() && name.eq_ignore_ascii_case("id") {
+        if id.is_none() && named(name, "id") {
             id = Some(value);
         }
         Some(())
@@ -458,6 +465,10 @@ impl<'m, 'a, T> Elements<'m, 'a, T> {
 impl<'a, T> Iterator for Elements<'_, 'a, T> {
     type Item = Result<T, HeaderError>;
 
+    // Inlined where the walk is built, so that the scanner (a constant
+    // function pointer there) is called directly and its element built in
+    // place, not returned through memory.
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             let line = self.at.line;
@@ -500,22 +511,22 @@ pub(crate) fn subscription_state(s: &str) -> Option<SubscriptionState<'_>> {
     let b = s.as_bytes();
     let se = token_end(b, 0);
     let st = sub(s, 0, se);
-    let state = if st.eq_ignore_ascii_case("active") {
+    let state = if named(st, "active") {
         SubState::Active
-    } else if st.eq_ignore_ascii_case("pending") {
+    } else if named(st, "pending") {
         SubState::Pending
-    } else if st.eq_ignore_ascii_case("terminated") {
+    } else if named(st, "terminated") {
         SubState::Terminated
     } else {
         return None;
     };
     let (mut exp, mut retry, mut reason) = (None, None, None);
     let stop = params(s, se, |name, value| {
-        let slot = if name.eq_ignore_ascii_case("expires") {
+        let slot = if named(name, "expires") {
             &mut exp
-        } else if name.eq_ignore_ascii_case("retry-after") {
+        } else if named(name, "retry-after") {
             &mut retry
-        } else if name.eq_ignore_ascii_case("reason") {
+        } else if named(name, "reason") {
             &mut reason
         } else {
             return Some(());

@@ -1,7 +1,8 @@
 //! Word-at-a-time byte search ("SIMD within a register") in safe code:
 //! eight bytes are tested per step with a few integer operations, instead
 //! of one load, compare and branch per byte. Used where runs are long
-//! enough for it to pay: the line ends of a message and the `<uri>` of an
+//! enough for it to pay: comparing header names, and (on targets without
+//! SSE2, through `simd`) the line ends of a message and the `<uri>` of an
 //! address.
 //!
 //! The masks below set the high bit of each byte that matches. They are
@@ -40,6 +41,9 @@ fn lowest(m: u64) -> usize {
 }
 
 /// The first `c` at or after `i`.
+// On x86_64 `simd` searches with SSE2 instead; this stays its fallback
+// and its reference in tests.
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
 #[inline]
 pub(crate) fn find(b: &[u8], mut i: usize, c: u8) -> Option<usize> {
     while let Some(w) = word(b, i) {
@@ -54,6 +58,9 @@ pub(crate) fn find(b: &[u8], mut i: usize, c: u8) -> Option<usize> {
 
 /// The first byte at or after `i` that is `c` or a control or space byte
 /// (below 0x21), or `b.len()`.
+// On x86_64 `simd` searches with SSE2 instead; this stays its fallback
+// and its reference in tests.
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
 #[inline]
 pub(crate) fn find_or_space(b: &[u8], mut i: usize, c: u8) -> usize {
     while let Some(w) = word(b, i) {
@@ -70,6 +77,9 @@ pub(crate) fn find_or_space(b: &[u8], mut i: usize, c: u8) -> usize {
 }
 
 /// The first byte at or after `i` that is `c` or `d`, or `b.len()`.
+// On x86_64 `simd` searches with SSE2 instead; this stays its fallback
+// and its reference in tests.
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
 #[inline]
 pub(crate) fn find2(b: &[u8], mut i: usize, c: u8, d: u8) -> usize {
     while let Some(w) = word(b, i) {

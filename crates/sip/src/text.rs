@@ -10,7 +10,10 @@
 use crate::header::{Param, Params};
 
 /// Byte classes, one bit each, in one table so that a scanning loop costs
-/// one load and one test per byte.
+/// one load and one test per byte. The runs up to a `NAME_END` or
+/// `VALUE_END` byte are found sixteen bytes at a time by `simd`
+/// (`name_end`, `value_end`), which falls back on this table near the end
+/// of a short text and is tested against it.
 pub(crate) const TOKEN: u8 = 1;
 /// SP, HT, CR, LF: linear white space, counting the CR and LF of a fold.
 pub(crate) const LWS: u8 = 2;
@@ -69,15 +72,6 @@ pub(crate) fn is_token_byte(b: u8) -> bool {
     is(b, TOKEN)
 }
 
-/// The end of the run of bytes from `i` that are not in class `k`.
-#[inline(always)]
-pub(crate) fn run_until(b: &[u8], mut i: usize, k: u8) -> usize {
-    while i < b.len() && !is(b[i], k) {
-        i += 1;
-    }
-    i
-}
-
 /// The end of the run of bytes from `i` that are in class `k`.
 #[inline(always)]
 pub(crate) fn run_while(b: &[u8], mut i: usize, k: u8) -> usize {
@@ -115,7 +109,7 @@ pub(crate) fn trim_lws(s: &str) -> &str {
 
 /// Whether `s` holds any LWS byte.
 pub(crate) fn has_lws(s: &str) -> bool {
-    s.bytes().any(is_lws)
+    crate::simd::has_lws(s.as_bytes())
 }
 
 /// Parse a run of decimal digits as a u64, `None` if empty, not all digits or
@@ -375,7 +369,7 @@ impl<'a> Iterator for ParamIter<'a> {
             return None;
         }
         let ns = run_while(b, i + 1, LWS);
-        i = run_until(b, ns, NAME_END);
+        i = crate::simd::name_end(b, ns);
         // Cuts sit next to ASCII bytes or at the end.
         let name = self.s.get(ns..i).unwrap_or("");
         let ne = i;
@@ -390,7 +384,7 @@ impl<'a> Iterator for ParamIter<'a> {
                 }
                 i = (i + 1).min(b.len());
             } else {
-                i = run_until(b, i, VALUE_END);
+                i = crate::simd::value_end(b, i, false);
             }
             self.s.get(vs..i)
         } else {

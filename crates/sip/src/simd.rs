@@ -1,0 +1,415 @@
+//! SIMD byte searches and classification, sixteen bytes per step with
+//! SSE2 (part of the x86_64 baseline, so no run-time detection is needed):
+//! the line ends and header-name ends of a message, the `>` of a `<uri>`,
+//! the ends of parameter names and values, LWS in a Call-ID; and the byte
+//! classes of a short host name, for a check by bit operations. On other
+//! targets every function here falls back to the word-at-a-time code of
+//! `swar` or to a byte loop (or, for host names, declines), with the same
+//! results.
+//!
+//! This module owns the crate's only `unsafe` code, five small blocks: the
+//! 16-byte unaligned load in [`load`] and the register-only intrinsics in
+//! [`eq`], [`space`], [`range`] and [`letters`] (`std::arch` marks every
+//! intrinsic `unsafe` to call outside a `#[target_feature]` function, even
+//! with the feature enabled for the whole build). The searches and masks
+//! are built on those in safe code, and each is tested against a plain
+//! byte loop (unit tests and proptest below).
+//!
+//! Every search takes the whole slice it may look at and a start index, so
+//! that a run near the end of the slice can still be read as one 16-byte
+//! chunk: the chunk that ends at the end of the slice, with the bits of the
+//! bytes before the start shifted away.
+
+use crate::text;
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+use std::arch::x86_64::{
+    __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
+    _mm_set1_epi8, _mm_sub_epi8,
+};
+
+/// The 16 bytes of `b` from `at`, if there are 16.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn load(b: &[u8], at: usize) -> Option<__m128i> {
+    let chunk: &[u8; 16] = b.get(at..)?.first_chunk::<16>()?;
+    // SAFETY: `chunk` borrows 16 initialised bytes, so the 16-byte read
+    // from its address stays inside them; `_mm_loadu_si128` has no
+    // alignment requirement; and SSE2 is enabled for this build (the
+    // `cfg` above), so the instruction exists.
+    Some(unsafe { _mm_loadu_si128(chunk.as_ptr().cast()) })
+}
+
+/// Bit k set when byte k of `v` equals `c`.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn eq(v: __m128i, c: u8) -> u32 {
+    // SAFETY: register-only SSE2 instructions (no memory access), and SSE2
+    // is enabled for this build (the `cfg` above).
+    unsafe { _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8))) as u32 }
+}
+
+/// Bit k set when byte k of `v` is below 0x21 (controls and space).
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn space(v: __m128i) -> u32 {
+    // SAFETY: as for `eq`. `min(v, 0x20) == v` (unsigned) exactly for the
+    // bytes up to 0x20.
+    unsafe {
+        let low = _mm_min_epu8(v, _mm_set1_epi8(0x20));
+        _mm_movemask_epi8(_mm_cmpeq_epi8(low, v)) as u32
+    }
+}
+
+/// The first index at or after `i` whose byte is flagged by `mask` (a
+/// function of one 16-byte chunk), or `None`. Whole chunks from `i`, then
+/// the chunk that ends at the end of `b` for the rest (or a byte loop with
+/// `byte` when `b` is shorter than 16).
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn search(
+    b: &[u8],
+    mut i: usize,
+    mask: impl Fn(__m128i) -> u32,
+    byte: impl Fn(u8) -> bool,
+) -> Option<usize> {
+    while let Some(v) = load(b, i) {
+        let m = mask(v);
+        if m != 0 {
+            return Some(i + m.trailing_zeros() as usize);
+        }
+        i += 16;
+    }
+    if i >= b.len() {
+        return None;
+    }
+    let last = b.len().wrapping_sub(16);
+    match load(b, last) {
+        // `i > last` here, since the chunk at `i` was short; shift away
+        // the bytes before `i` (already searched or not to be searched).
+        Some(v) => {
+            let m = mask(v) >> (i - last);
+            (m != 0).then(|| i + m.trailing_zeros() as usize)
+        }
+        None => b[i..].iter().position(|&x| byte(x)).map(|p| i + p),
+    }
+}
+
+/// The first `c` at or after `i`.
+#[inline]
+pub(crate) fn find(b: &[u8], i: usize, c: u8) -> Option<usize> {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        search(b, i, |v| eq(v, c), |x| x == c)
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        crate::swar::find(b, i, c)
+    }
+}
+
+/// The first byte at or after `i` that is `c` or below 0x21 (a control or
+/// space byte), or the end (`b.len()`, or `i` if that is past it).
+#[inline]
+pub(crate) fn find_or_space(b: &[u8], i: usize, c: u8) -> usize {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        search(b, i, |v| eq(v, c) | space(v), |x| x == c || x < 0x21).unwrap_or(b.len().max(i))
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        crate::swar::find_or_space(b, i, c)
+    }
+}
+
+/// The first byte at or after `i` that is `c` or `d`, or the end (as for
+/// [`find_or_space`]).
+#[inline]
+pub(crate) fn find2(b: &[u8], i: usize, c: u8, d: u8) -> usize {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        search(b, i, |v| eq(v, c) | eq(v, d), |x| x == c || x == d).unwrap_or(b.len().max(i))
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        crate::swar::find2(b, i, c, d)
+    }
+}
+
+/// The first byte at or after `i` that ends an unquoted parameter value:
+/// LWS (SP, HT, CR, LF), `;`, `,` or `"`, and `<` too when `angle` is set
+/// (the `VALUE_END` and `SCAN_VALUE_END` classes of `text`); or the end.
+#[inline]
+pub(crate) fn value_end(b: &[u8], i: usize, angle: bool) -> usize {
+    let class = if angle {
+        text::SCAN_VALUE_END
+    } else {
+        text::VALUE_END
+    };
+    let byte = |x: u8| text::is(x, class);
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        let mask = |v| {
+            let m = eq(v, b' ') | eq(v, b'\t') | eq(v, b'\r') | eq(v, b'\n');
+            let m = m | eq(v, b';') | eq(v, b',') | eq(v, b'"');
+            if angle {
+                m | eq(v, b'<')
+            } else {
+                m
+            }
+        };
+        search(b, i, mask, byte).unwrap_or(b.len().max(i))
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        b.get(i..)
+            .and_then(|r| r.iter().position(|&x| byte(x)))
+            .map_or(b.len().max(i), |p| i + p)
+    }
+}
+
+/// The first byte at or after `i` that ends a parameter name when walking
+/// checked parameters: LWS, `=` or `;` (the `NAME_END` class of `text`);
+/// or the end.
+#[inline]
+pub(crate) fn name_end(b: &[u8], i: usize) -> usize {
+    let byte = |x: u8| text::is(x, text::NAME_END);
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        let mask = |v| {
+            let m = eq(v, b' ') | eq(v, b'\t') | eq(v, b'\r') | eq(v, b'\n');
+            m | eq(v, b'=') | eq(v, b';')
+        };
+        search(b, i, mask, byte).unwrap_or(b.len().max(i))
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        b.get(i..)
+            .and_then(|r| r.iter().position(|&x| byte(x)))
+            .map_or(b.len().max(i), |p| i + p)
+    }
+}
+
+/// Whether `b` holds LWS (SP, HT, CR, LF).
+#[inline]
+pub(crate) fn has_lws(b: &[u8]) -> bool {
+    let byte = |x: u8| matches!(x, b' ' | b'\t' | b'\r' | b'\n');
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        let mask = |v| eq(v, b' ') | eq(v, b'\t') | eq(v, b'\r') | eq(v, b'\n');
+        search(b, 0, mask, byte).is_some()
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        b.iter().any(|&x| byte(x))
+    }
+}
+
+/// Masks over sixteen bytes of a text, bit `k` for the `k`th byte from
+/// where they start: the bytes a host name may hold (letters, digits, `_`,
+/// `.`, `-`) and, of those, the dots, the dashes, and the letters and `_`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HostBytes {
+    pub(crate) host: u32,
+    pub(crate) dot: u32,
+    pub(crate) dash: u32,
+    pub(crate) alpha: u32,
+}
+
+/// The [`HostBytes`] of `b` from `i`. With fewer than 16 bytes left, they
+/// come from the chunk that ends at the end of `b`, shifted, so the bits
+/// past the end are clear. `None` when `b` is shorter than 16 bytes or
+/// `i` is at its end (or there is no SSE2): the caller walks the host.
+#[inline]
+pub(crate) fn host_bytes(b: &[u8], i: usize) -> Option<HostBytes> {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        let (v, shift) = match load(b, i) {
+            Some(v) => (v, 0),
+            None if i < b.len() => {
+                let last = b.len().checked_sub(16)?;
+                (load(b, last)?, i - last)
+            }
+            None => return None,
+        };
+        let alpha = letters(v) | eq(v, b'_');
+        let dot = eq(v, b'.');
+        let dash = eq(v, b'-');
+        let host = alpha | range(v, b'0', 10) | dot | dash;
+        Some(HostBytes {
+            host: host >> shift,
+            dot: dot >> shift,
+            dash: dash >> shift,
+            alpha: alpha >> shift,
+        })
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        let _ = (b, i);
+        None
+    }
+}
+
+/// Bit k set when byte k of `v` is in `lo..lo + n` (`n` at most 128).
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn range(v: __m128i, lo: u8, n: u8) -> u32 {
+    // SAFETY: as for `eq`. `x - lo` (wrapping) is below `n` exactly for
+    // `x` in the range; `min(d, n - 1) == d` tests that, unsigned.
+    unsafe {
+        let d = _mm_sub_epi8(v, _mm_set1_epi8(lo as i8));
+        let low = _mm_min_epu8(d, _mm_set1_epi8((n - 1) as i8));
+        _mm_movemask_epi8(_mm_cmpeq_epi8(low, d)) as u32
+    }
+}
+
+/// Bit k set when byte k of `v` is an ASCII letter.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn letters(v: __m128i) -> u32 {
+    // SAFETY: as for `eq`. OR-ing 0x20 maps `A`-`Z` onto `a`-`z` and no
+    // other byte into that range.
+    let lower = unsafe { _mm_or_si128(v, _mm_set1_epi8(0x20)) };
+    range(lower, b'a', 26)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::swar;
+    use crate::text::{NAME_END, SCAN_VALUE_END, VALUE_END};
+    use proptest::prelude::*;
+
+    fn find_ref(b: &[u8], i: usize, c: u8) -> Option<usize> {
+        b.get(i..)?.iter().position(|&x| x == c).map(|p| i + p)
+    }
+
+    fn space_ref(b: &[u8], i: usize, c: u8) -> usize {
+        b.get(i..)
+            .and_then(|r| r.iter().position(|&x| x == c || x < 0x21))
+            .map_or(b.len().max(i), |p| i + p)
+    }
+
+    fn value_end_ref(b: &[u8], i: usize, angle: bool) -> usize {
+        class_ref(b, i, if angle { SCAN_VALUE_END } else { VALUE_END })
+    }
+
+    fn class_ref(b: &[u8], i: usize, k: u8) -> usize {
+        b.get(i..)
+            .and_then(|r| r.iter().position(|&x| text::is(x, k)))
+            .map_or(b.len().max(i), |p| i + p)
+    }
+
+    fn find2_ref(b: &[u8], i: usize, c: u8, d: u8) -> usize {
+        b.get(i..)
+            .and_then(|r| r.iter().position(|&x| x == c || x == d))
+            .map_or(b.len().max(i), |p| i + p)
+    }
+
+    #[test]
+    fn every_length_and_position() {
+        // Every start, every match position, in slices around the 16-byte
+        // chunk size, with bytes that are signed-negative, below and at
+        // the 0x21 bound.
+        let fill = [
+            b'a', 0x00, 0x20, 0x21, b':', 0x7f, 0x80, 0xff, b'\t', b'\n', b';', b'<',
+        ];
+        for len in 0..40 {
+            for at in 0..=len {
+                for &f in &fill {
+                    for &g in &fill {
+                        let mut v = vec![f; len];
+                        if at < len {
+                            v[at] = g;
+                        }
+                        assert_eq!(has_lws(&v), v.iter().any(|&x| text::is_lws(x)));
+                        for i in 0..=len + 1 {
+                            assert_eq!(find(&v, i, b':'), find_ref(&v, i, b':'), "{v:?} {i}");
+                            assert_eq!(
+                                find_or_space(&v, i, b':'),
+                                space_ref(&v, i, b':'),
+                                "{v:?} {i}"
+                            );
+                            assert_eq!(find2(&v, i, b':', 0x80), find2_ref(&v, i, b':', 0x80));
+                            assert_eq!(
+                                find_or_space(&v, i, b':'),
+                                swar::find_or_space(&v, i, b':')
+                            );
+                            assert_eq!(find(&v, i, b':'), swar::find(&v, i, b':'));
+                            assert_eq!(name_end(&v, i), class_ref(&v, i, NAME_END));
+                            for angle in [false, true] {
+                                assert_eq!(value_end(&v, i, angle), value_end_ref(&v, i, angle));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn host_bytes_ref(b: &[u8], i: usize) -> Option<HostBytes> {
+        if b.len() < 16 || i >= b.len() {
+            return None;
+        }
+        let mut m = HostBytes {
+            host: 0,
+            dot: 0,
+            dash: 0,
+            alpha: 0,
+        };
+        for (k, &x) in b[i..].iter().take(16).enumerate() {
+            let bit = 1u32 << k;
+            let alpha = x.is_ascii_alphabetic() || x == b'_';
+            if alpha || x.is_ascii_digit() || x == b'.' || x == b'-' {
+                m.host |= bit;
+            }
+            if x == b'.' {
+                m.dot |= bit;
+            }
+            if x == b'-' {
+                m.dash |= bit;
+            }
+            if alpha {
+                m.alpha |= bit;
+            }
+        }
+        Some(m)
+    }
+
+    #[test]
+    fn host_bytes_every_byte_and_position() {
+        let all: Vec<u8> = (0..=255u8).chain(0..=255u8).collect();
+        for start in 0..256 {
+            for len in [0, 5, 15, 16, 17, 31, 40] {
+                let b = &all[start..start + len];
+                for i in 0..=len {
+                    assert_eq!(host_bytes(b, i), host_bytes_ref(b, i), "{start} {len} {i}");
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn host_bytes_match_byte_tests(
+            v in proptest::collection::vec(any::<u8>(), 0..40),
+            i in 0usize..42,
+        ) {
+            prop_assert_eq!(host_bytes(&v, i), host_bytes_ref(&v, i));
+        }
+
+        #[test]
+        fn searches_match_byte_loops(
+            v in proptest::collection::vec(any::<u8>(), 0..80),
+            i in 0usize..90,
+            c in any::<u8>(),
+        ) {
+            prop_assert_eq!(find(&v, i, c), find_ref(&v, i, c));
+            prop_assert_eq!(find_or_space(&v, i, c), space_ref(&v, i, c));
+            prop_assert_eq!(find2(&v, i, c, b'\n'), find2_ref(&v, i, c, b'\n'));
+            prop_assert_eq!(value_end(&v, i, false), value_end_ref(&v, i, false));
+            prop_assert_eq!(value_end(&v, i, true), value_end_ref(&v, i, true));
+            prop_assert_eq!(name_end(&v, i), class_ref(&v, i, NAME_END));
+            prop_assert_eq!(has_lws(&v), v.iter().any(|&x| text::is_lws(x)));
+        }
+    }
+}
