@@ -194,10 +194,16 @@ impl Engine {
         // ago; the window is wider than that because under load a NOTIFY
         // can wait its turn behind `max_notifies_in_flight`.
         let window = RESYNC_WINDOW.max(64 * self.cfg.timers.t1);
-        let changed: HashMap<&str, Time> = snapshot_changed
+        // A line changed when the store said so, or when one of its
+        // publications did (those changes write no separate row).
+        let mut changed: HashMap<&str, Time> = snapshot_changed
             .iter()
             .map(|(r, at)| (r.as_str(), *at))
             .collect();
+        for p in self.pubs.values() {
+            let at = changed.entry(p.rec.resource.as_str()).or_insert(Time(0));
+            *at = (*at).max(p.rec.changed_at);
+        }
         // In slot order, which follows the snapshot's sorted order, so a
         // restart replays exactly from its seed.
         let recent: Vec<SubKey> = self
@@ -678,11 +684,15 @@ impl Engine {
     /// Drop a resource that has nothing left on it.
     /// Tell the store that watchers of `resource` are owed new state (once
     /// per batch): a restart re-sends it if the NOTIFYs may have been lost.
+    /// A publication written in the same batch with this change's time says
+    /// it already (a restart reads publications' `changed_at` too): the
+    /// fan-out of a PUBLISH, the busiest path, writes one row, not two.
     fn note_resource_changed(&mut self, now: Time, resource: &str) {
-        let noted = self
-            .ops
-            .iter()
-            .any(|op| matches!(op, StoreOp::ResourceChanged { resource: r, .. } if r == resource));
+        let noted = self.ops.iter().any(|op| match op {
+            StoreOp::ResourceChanged { resource: r, .. } => r == resource,
+            StoreOp::PutPublication(p) => p.resource == resource && p.changed_at == now,
+            _ => false,
+        });
         if !noted {
             self.ops.push(StoreOp::ResourceChanged {
                 resource: resource.to_string(),
