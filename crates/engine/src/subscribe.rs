@@ -9,6 +9,7 @@ use crate::package::{Reject, Rendered};
 use crate::store::StoreOp;
 use crate::subscription::{sub_id, DialogText, SubKey, Subscription, CSEQ_BLOCK};
 use crate::time::Time;
+use sip::write::push_u64;
 use sip::{HeaderName, Method, RequestWriter};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -430,23 +431,9 @@ fn push_contact(b: &mut Vec<u8>, local: SocketAddr, transport: Transport) {
     b.push(b'>');
 }
 
-/// `n` in decimal, appended to `b`. Every NOTIFY carries a few numbers and
-/// addresses; `fmt` machinery for each was a tenth of building one.
-fn push_u64(b: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    b.extend_from_slice(&digits[i..]);
-}
-
-/// `host:port` as a SIP sent-by or URI host part (IPv6 in brackets).
+/// `host:port` as a SIP sent-by or URI host part (IPv6 in brackets). Every
+/// NOTIFY carries a few numbers and addresses; `fmt` machinery for each was
+/// a tenth of building one.
 fn push_addr(b: &mut Vec<u8>, a: SocketAddr) {
     match a {
         SocketAddr::V4(v4) => {

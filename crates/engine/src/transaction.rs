@@ -54,7 +54,7 @@ impl ServerKey {
         let mut key = KeyBuilder::with_capacity(128);
         match via.branch {
             Some(branch) if branch.starts_with(MAGIC_COOKIE) => {
-                key.kind('B');
+                key.kind(b'B');
                 key.part(branch);
                 // Host names compare case-insensitively; the branch does not.
                 key.part_lowercase(via.host);
@@ -70,7 +70,7 @@ impl ServerKey {
                 let from = req.from().ok()??;
                 let call_id = req.call_id().ok()??;
                 let cseq = req.cseq().ok()??;
-                key.kind('L');
+                key.kind(b'L');
                 key.part(uri);
                 key.part(to.tag().unwrap_or(""));
                 key.part(from.tag().unwrap_or(""));
@@ -80,53 +80,48 @@ impl ServerKey {
                 key.part(via.raw);
             }
         }
-        Some(ServerKey(key.0))
+        Some(key.finish())
     }
 }
 
-/// Builds a key in one `String`: a kind letter, then each part prefixed by
+/// Builds a key in one buffer: a kind letter, then each part prefixed by
 /// its length, so that no text in one part (a malformed Call-ID holding a
 /// separator, say) can make two different requests produce the same key.
-struct KeyBuilder(String);
+struct KeyBuilder(Vec<u8>);
 
 impl KeyBuilder {
     fn with_capacity(cap: usize) -> Self {
-        KeyBuilder(String::with_capacity(cap))
+        KeyBuilder(Vec::with_capacity(cap))
     }
-    fn kind(&mut self, c: char) {
+    fn kind(&mut self, c: u8) {
         self.0.push(c);
     }
+    /// Numbers are written without `fmt`: a key is built for every request.
     fn len_prefix(&mut self, len: usize) {
-        self.digits(len as u64);
-        self.0.push(':');
-    }
-    /// `n` in decimal, without `fmt` (a key is built for every request).
-    fn digits(&mut self, mut n: u64) {
-        let mut d = [0u8; 20];
-        let mut i = d.len();
-        loop {
-            i -= 1;
-            d[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        self.0.extend(d[i..].iter().map(|&b| char::from(b)));
+        sip::write::push_u64(&mut self.0, len as u64);
+        self.0.push(b':');
     }
     fn part(&mut self, p: &str) {
         self.len_prefix(p.len());
-        self.0.push_str(p);
+        self.0.extend_from_slice(p.as_bytes());
     }
     fn part_lowercase(&mut self, p: &str) {
         // ASCII lowercasing keeps the byte length.
         self.len_prefix(p.len());
-        self.0.extend(p.chars().map(|c| c.to_ascii_lowercase()));
+        self.0.extend(p.bytes().map(|b| b.to_ascii_lowercase()));
     }
     fn number(&mut self, n: u64) {
         // The ';' ends the digits, so the key stays uniquely readable.
-        self.digits(n);
-        self.0.push(';');
+        sip::write::push_u64(&mut self.0, n);
+        self.0.push(b';');
+    }
+    fn finish(self) -> ServerKey {
+        // Every part was a `str` and every added byte ASCII, so this is
+        // UTF-8; the lossy path only keeps the function total.
+        ServerKey(
+            String::from_utf8(self.0)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        )
     }
 }
 

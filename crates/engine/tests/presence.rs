@@ -640,15 +640,9 @@ fn notifies_need_no_store_write_of_their_own() {
 fn a_line_changed_before_a_crash_is_sent_again_but_not_an_old_one() {
     let mut h = Harness::new();
     let mut quiet = Phone::new(7001);
-    let req = quiet.subscribe("sip:quiet@example.com", "call-info", Some(3600), "");
-    h.input(quiet.src(), &req);
-    let out = sent(h.take());
-    h.input(quiet.src(), &reply(&out[1], 200));
+    answered_watch(&mut h, &mut quiet, "sip:quiet@example.com");
     let mut w = Phone::new(7002);
-    let req = w.subscribe(LINE, "call-info", Some(3600), "");
-    h.input(w.src(), &req);
-    let out = sent(h.take());
-    h.input(w.src(), &reply(&out[1], 200));
+    answered_watch(&mut h, &mut w, LINE);
     // Both subscriptions are old news by the time the line changes.
     h.advance(600_000);
     let mut pbx = Phone::new(6000);
@@ -668,10 +662,7 @@ fn a_line_emptied_before_a_crash_is_sent_again() {
     // store keeps the line's change time apart.
     let mut h = Harness::new();
     let mut w = Phone::new(7002);
-    let req = w.subscribe(LINE, "call-info", Some(3600), "");
-    h.input(w.src(), &req);
-    let out = sent(h.take());
-    h.input(w.src(), &reply(&out[1], 200));
+    answered_watch(&mut h, &mut w, LINE);
     let mut pbx = Phone::new(6000);
     let etag = publish(&mut h, &mut pbx, &ci(1, "alerting"), Some(3600))
         .header("SIP-ETag")

@@ -162,8 +162,9 @@ fn finish(buf: &mut Vec<u8>, content_type: Option<&str>, body: &[u8]) {
     buf.extend_from_slice(body);
 }
 
-/// Append a number in decimal without going through `fmt`.
-pub(crate) fn push_u64(buf: &mut Vec<u8>, mut n: u64) {
+/// Append a number in decimal without going through `fmt` (for callers
+/// that build the rest of a message by hand, too).
+pub fn push_u64(buf: &mut Vec<u8>, mut n: u64) {
     let mut tmp = [0u8; 20];
     let mut i = tmp.len();
     loop {

@@ -329,6 +329,15 @@ pub fn ci(index: u32, state: &str) -> String {
 
 /// Subscribe `phone` to call-info on LINE, check the 200 and the first
 /// NOTIFY, answer it, and return that NOTIFY.
+/// An hour's call-info subscription to `line`, its first NOTIFY answered.
+pub fn answered_watch(h: &mut Harness, phone: &mut Phone, line: &str) {
+    let req = phone.subscribe(line, "call-info", Some(3600), "");
+    h.input(phone.src(), &req);
+    let out = sent(h.take());
+    assert_eq!(out.len(), 2, "200 and NOTIFY");
+    h.input(phone.src(), &reply(&out[1], 200));
+}
+
 pub fn watch(h: &mut Harness, phone: &mut Phone) -> Sent {
     let req = phone.subscribe(LINE, "call-info", Some(600), "");
     h.input(phone.src(), &req);
