@@ -87,6 +87,22 @@ pub fn run(w: Workload, a: &LoadArgs, hold: Option<&HoldArgs>) -> Result<bool, S
 struct Link {
     local: SocketAddr,
     io: LinkIo,
+    /// UDP: while the reader handles a burst, what the handlers send is
+    /// gathered here and leaves with `sendmmsg` at the end of the burst (a
+    /// system call per 200 OK made the client the bottleneck).
+    outbox: RefCell<Vec<crate::transport::udp::Datagram>>,
+    gathering: Cell<bool>,
+}
+
+impl Link {
+    fn new(local: SocketAddr, io: LinkIo) -> Link {
+        Link {
+            local,
+            io,
+            outbox: RefCell::new(Vec::new()),
+            gathering: Cell::new(false),
+        }
+    }
 }
 
 enum LinkIo {
@@ -260,10 +276,7 @@ async fn drive(w: Workload, a: LoadArgs, hold: Option<HoldArgs>) -> Result<Repor
                     .and_then(UdpSocket::from_std)
                     .map_err(|e| format!("cannot bind a UDP socket: {e}"))?;
                 let local = s.local_addr().map_err(|e| e.to_string())?;
-                links.push(Rc::new(Link {
-                    local,
-                    io: LinkIo::Udp(Rc::new(s)),
-                }));
+                links.push(Rc::new(Link::new(local, LinkIo::Udp(Rc::new(s)))));
             }
         }
         Transport::Tcp => {
@@ -282,10 +295,7 @@ async fn drive(w: Workload, a: LoadArgs, hold: Option<HoldArgs>) -> Result<Repor
                     ready: Notify::new(),
                     dead: Cell::new(false),
                 });
-                let link = Rc::new(Link {
-                    local,
-                    io: LinkIo::Tcp(out),
-                });
+                let link = Rc::new(Link::new(local, LinkIo::Tcp(out)));
                 tcp_readers.push((s, link.clone()));
                 links.push(link);
             }
@@ -389,14 +399,14 @@ async fn drive(w: Workload, a: LoadArgs, hold: Option<HoldArgs>) -> Result<Repor
                 let Ok(local) = stream.local_addr() else {
                     continue;
                 };
-                let link = Rc::new(Link {
+                let link = Rc::new(Link::new(
                     local,
-                    io: LinkIo::Tcp(Rc::new(TcpOut {
+                    LinkIo::Tcp(Rc::new(TcpOut {
                         buf: RefCell::new(Vec::new()),
                         ready: Notify::new(),
                         dead: Cell::new(false),
                     })),
-                });
+                ));
                 spawn_tcp(b.clone(), stream, link);
             }
         });
@@ -726,6 +736,7 @@ async fn udp_reader(bench: Rc<Bench>, link: Rc<Link>, sock: Rc<UdpSocket>) {
         match sock.recv_from(&mut buf).await {
             Ok((n, from)) => {
                 let now = Instant::now();
+                link.gathering.set(true);
                 bench.on_message(&link, from, &buf[..n], now);
                 // Drain what is already queued before yielding.
                 for _ in 0..64 {
@@ -733,6 +744,11 @@ async fn udp_reader(bench: Rc<Bench>, link: Rc<Link>, sock: Rc<UdpSocket>) {
                         Ok((n, from)) => bench.on_message(&link, from, &buf[..n], Instant::now()),
                         Err(_) => break,
                     }
+                }
+                link.gathering.set(false);
+                let out = std::mem::take(&mut *link.outbox.borrow_mut());
+                if !out.is_empty() {
+                    crate::transport::udp::send_batch(&sock, &out).await;
                 }
             }
             // ICMP errors for earlier sends surface here; keep reading.
@@ -810,6 +826,9 @@ fn parse_call_id(cid: &str, run: u32) -> Option<(u8, u32, u32)> {
 impl Bench {
     fn send(&self, link: &Link, to: SocketAddr, bytes: &[u8]) {
         match &link.io {
+            LinkIo::Udp(_) if link.gathering.get() => {
+                link.outbox.borrow_mut().push((to, bytes.to_vec()));
+            }
             LinkIo::Udp(s) => match s.try_send_to(bytes, to) {
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
