@@ -9,15 +9,19 @@
 //! queued batches in groups (one transaction for everything queued at that
 //! moment) and only then reports the highest committed `seq` through the
 //! `on_durable` callback. A batch that has not been committed is never
-//! acknowledged: a failing commit is logged and retried, not skipped.
+//! acknowledged: a failing commit is logged and retried, not skipped. The
+//! engine task hands over a round's batches at once
+//! ([`StoreWriter::submit_all`]): on one core every hand-over can switch
+//! threads.
 //!
-//! Two stores exist: SQLite ([`sqlite`]) and memory (nothing
-//! survives a restart; for tests and throwaway runs, with no code of its own). SQLite commits on the
-//! writer thread, so its callback is invoked from that thread, never from
-//! inside [`StoreWriter::submit`]. The memory store has nothing to wait for:
-//! its `submit` calls the callback at once, before returning, so a server
-//! on one core does not pay two thread switches per round for nothing. The
-//! callback must therefore not take locks the submitter holds.
+//! Two stores exist: SQLite ([`sqlite`]) and memory (nothing survives a
+//! restart; for tests and throwaway runs, with no code of its own). SQLite
+//! commits on the writer thread, so its callback is invoked from that
+//! thread, never from inside [`StoreWriter::submit`]. The memory store has
+//! nothing to wait for: its `submit` calls the callback at once, before
+//! returning, so a server on one core does not pay two thread switches per
+//! round for nothing. The callback must therefore not take locks the
+//! submitter holds.
 
 mod sqlite;
 

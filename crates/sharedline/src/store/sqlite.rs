@@ -7,11 +7,14 @@
 //! panic, an OOM kill) loses nothing that was acknowledged; what it does not
 //! cover is power loss or a kernel crash, which needs `synchronous=FULL` (an
 //! fsync per commit). Group commit keeps that cost per group, not per batch,
-//! should FULL be wanted later.
+//! should FULL be wanted later. Commits never checkpoint: a thread of the
+//! store does, from its own connection (see `Checkpointer`).
 //!
 //! The columns beside `data` (package, resource, expires_at) are there for
-//! people inspecting the file and for later queries; loading reads `data`
-//! only, so the JSON is the source of truth.
+//! people inspecting the file; loading reads `data` only, so the JSON is the
+//! source of truth. Beside the records, `resources` keeps when each line's
+//! watched state last changed, and `notify_cseq` each dialog's reserved
+//! NOTIFY CSeqs.
 
 use super::{Backend, StoreError};
 use engine::{PublicationRecord, Snapshot, StoreBatch, StoreOp, SubscriptionRecord, Time};
