@@ -236,7 +236,9 @@ impl<'a> Known<'a> {
 }
 
 impl<'a> Known<'a> {
-    #[inline]
+    // Always inlined, so that `Parsed::new` builds the 900-byte `Known`
+    // in place rather than copying it out of a returned value.
+    #[inline(always)]
     pub(crate) fn build(h: &[Header<'a>], ix: &Index) -> Known<'a> {
         let via = First::read(lists::vias(ix.lines(h, K::Via)), |_| true);
         let vias = lists::vias(ix.lines(h, K::Via)).resume(via.rest);
