@@ -15,7 +15,7 @@
 
 use engine::config::ExpiresLimits;
 use engine::package::{PubState, SubData};
-use engine::{Config, Engine, Output, Snapshot, Source, StoreBatch, StoreOp, Time, Transport};
+use engine::{Config, Engine, Output, Source, StoreBatch, StoreModel, Time, Transport};
 use libfuzzer_sys::fuzz_target;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -78,9 +78,7 @@ struct Sim {
     now: Time,
     engine: Engine,
     restarts: u64,
-    pubs: BTreeMap<String, engine::PublicationRecord>,
-    subs: BTreeMap<String, engine::SubscriptionRecord>,
-    changed: BTreeMap<String, Time>,
+    store: StoreModel,
     pending: Vec<StoreBatch>,
     server: SocketAddr,
     dialogs: BTreeMap<(u8, bool), Dialog>,
@@ -114,9 +112,7 @@ impl Sim {
             now: T0,
             engine: Engine::new(config(), 1),
             restarts: 0,
-            pubs: BTreeMap::new(),
-            subs: BTreeMap::new(),
-            changed: BTreeMap::new(),
+            store: StoreModel::default(),
             pending: Vec::new(),
             server: "127.0.0.1:5060".parse().expect("literal address"),
             dialogs: BTreeMap::new(),
@@ -154,28 +150,7 @@ impl Sim {
         for b in batches {
             let seq = b.seq;
             for op in b.ops {
-                match op {
-                    StoreOp::PutPublication(p) => {
-                        self.pubs.insert(p.id.clone(), p);
-                    }
-                    StoreOp::DeletePublication(id) => {
-                        self.pubs.remove(&id);
-                    }
-                    StoreOp::PutSubscription(s) => {
-                        self.subs.insert(s.id.clone(), s);
-                    }
-                    StoreOp::DeleteSubscription(id) => {
-                        self.subs.remove(&id);
-                    }
-                    StoreOp::ReserveCSeq { id, upto } => {
-                        if let Some(s) = self.subs.get_mut(&id) {
-                            s.cseq_reserved = upto;
-                        }
-                    }
-                    StoreOp::ResourceChanged { resource, at } => {
-                        self.changed.insert(resource, at);
-                    }
-                }
+                self.store.apply(op);
             }
             self.engine.handle_durable(self.now, seq);
         }
@@ -221,11 +196,7 @@ impl Sim {
         self.pending.clear();
         self.restarts += 1;
         self.engine = Engine::new(config(), 1 + self.restarts);
-        let snap = Snapshot {
-            publications: self.pubs.values().cloned().collect(),
-            subscriptions: self.subs.values().cloned().collect(),
-            resources_changed: self.changed.clone().into_iter().collect(),
-        };
+        let snap = self.store.snapshot();
         self.engine.restore(self.now, snap);
         self.drain();
     }
@@ -243,7 +214,11 @@ impl Sim {
             }
             // A response copies the request's CSeq, which a malformed
             // request may lack.
-            let subscribe = msg.cseq().ok().flatten().is_some_and(|c| c.method == "SUBSCRIBE");
+            let subscribe = msg
+                .cseq()
+                .ok()
+                .flatten()
+                .is_some_and(|c| c.method == "SUBSCRIBE");
             if code == 200 && subscribe {
                 let to_tag = msg
                     .to()

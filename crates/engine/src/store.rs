@@ -10,6 +10,7 @@
 use crate::net::Source;
 use crate::time::Time;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// One publication (RFC 3903) as the store keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,4 +131,59 @@ pub struct Snapshot {
     /// When each resource's watched state last changed (from
     /// [`StoreOp::ResourceChanged`]); resources not listed changed long ago.
     pub resources_changed: Vec<(String, Time)>,
+}
+
+/// A store kept in memory: applies [`StoreOp`]s as a durable store would
+/// and gives back the [`Snapshot`] a restart loads. The engine's tests,
+/// its simulation and its fuzz target stand in for the real store with it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreModel {
+    /// Publications by id.
+    pub pubs: BTreeMap<String, PublicationRecord>,
+    /// Subscriptions by id.
+    pub subs: BTreeMap<String, SubscriptionRecord>,
+    /// Each resource's last change.
+    pub changed: BTreeMap<String, Time>,
+}
+
+impl StoreModel {
+    /// Apply one write.
+    pub fn apply(&mut self, op: StoreOp) {
+        match op {
+            StoreOp::PutPublication(p) => {
+                self.pubs.insert(p.id.clone(), p);
+            }
+            StoreOp::DeletePublication(id) => {
+                self.pubs.remove(&id);
+            }
+            StoreOp::PutSubscription(s) => {
+                self.subs.insert(s.id.clone(), s);
+            }
+            StoreOp::DeleteSubscription(id) => {
+                self.subs.remove(&id);
+            }
+            StoreOp::ReserveCSeq { id, upto } => {
+                // A dialog the store never kept (a fetch) is not an error.
+                if let Some(s) = self.subs.get_mut(&id) {
+                    s.cseq_reserved = upto;
+                }
+            }
+            StoreOp::ResourceChanged { resource, at } => {
+                self.changed.insert(resource, at);
+            }
+        }
+    }
+
+    /// Everything held, as loaded at start.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            publications: self.pubs.values().cloned().collect(),
+            subscriptions: self.subs.values().cloned().collect(),
+            resources_changed: self
+                .changed
+                .iter()
+                .map(|(r, at)| (r.clone(), *at))
+                .collect(),
+        }
+    }
 }

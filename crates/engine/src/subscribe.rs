@@ -9,7 +9,7 @@ use crate::package::{Reject, Rendered};
 use crate::store::StoreOp;
 use crate::subscription::{sub_id, DialogText, SubKey, Subscription, CSEQ_BLOCK};
 use crate::time::Time;
-use sip::write::push_u64;
+use sip::write::{push_host_port, push_u64};
 use sip::{HeaderName, Method, RequestWriter};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -424,33 +424,11 @@ fn contact_of(local: SocketAddr, transport: Transport) -> String {
 /// Our Contact for a listener, appended to `b`.
 fn push_contact(b: &mut Vec<u8>, local: SocketAddr, transport: Transport) {
     b.extend_from_slice(b"<sip:");
-    push_addr(b, local);
+    push_host_port(b, local);
     if transport == Transport::Tcp {
         b.extend_from_slice(b";transport=tcp");
     }
     b.push(b'>');
-}
-
-/// `host:port` as a SIP sent-by or URI host part (IPv6 in brackets). Every
-/// NOTIFY carries a few numbers and addresses; `fmt` machinery for each was
-/// a tenth of building one.
-fn push_addr(b: &mut Vec<u8>, a: SocketAddr) {
-    match a {
-        SocketAddr::V4(v4) => {
-            for (i, octet) in v4.ip().octets().into_iter().enumerate() {
-                if i > 0 {
-                    b.push(b'.');
-                }
-                push_u64(b, u64::from(octet));
-            }
-        }
-        SocketAddr::V6(v6) => {
-            use std::io::Write;
-            let _ = write!(b, "[{}]", v6.ip());
-        }
-    }
-    b.push(b':');
-    push_u64(b, u64::from(a.port()));
 }
 
 /// Strip `<>` and parameters from a Route/Record-Route element.
@@ -522,7 +500,7 @@ fn build_notify(rec: &Subscription, branch: &str, state: &[u8], rendered: &Rende
             b.extend_from_slice(b"SIP/2.0/");
             b.extend_from_slice(transport.via_token().as_bytes());
             b.push(b' ');
-            push_addr(b, local);
+            push_host_port(b, local);
             b.extend_from_slice(b";branch=");
             b.extend_from_slice(branch.as_bytes());
             b.extend_from_slice(b";rport");

@@ -61,7 +61,11 @@ fn release_a_published_appearance_keeps_the_others() {
         [(2, "held".to_string())]
     );
     // The store holds the trimmed publication.
-    assert!(h.pubs.values().all(|p| !p.state.contains("\"index\":1")));
+    assert!(h
+        .store
+        .pubs
+        .values()
+        .all(|p| !p.state.contains("\"index\":1")));
 }
 
 #[test]
@@ -76,7 +80,7 @@ fn terminate_a_subscription() {
     let out = sent(h.take_to(addr(7000)));
     assert_eq!(out[0].sub_state(), "terminated;reason=deactivated");
     assert_eq!(h.engine.subscription_count(), 0);
-    assert!(h.subs.is_empty());
+    assert!(h.store.subs.is_empty());
     assert!(h.engine.terminate(now, &id).is_err());
 }
 

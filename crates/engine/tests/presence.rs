@@ -80,7 +80,7 @@ fn publish_gets_fresh_etags_and_412_for_stale_ones() {
     assert_eq!(ok.status(), Some(200));
     let e4 = ok.header("SIP-ETag").unwrap();
     assert!(![&e1, &e2, &e3].contains(&&e4));
-    assert!(h.pubs.is_empty(), "removal reached the store");
+    assert!(h.store.pubs.is_empty(), "removal reached the store");
     assert_eq!(
         publish(&mut h, &mut pbx, &format!("SIP-If-Match: {e3}\n"), None).status(),
         Some(412)
@@ -138,7 +138,7 @@ fn publish_refusals() {
     let req = pbx.publish(LINE, None, &ci(1, "active"));
     h.input(from_ip("192.0.2.9", 6000), &req);
     assert_eq!(sent(h.take())[0].status(), Some(403));
-    assert!(h.pubs.is_empty(), "nothing refused was stored");
+    assert!(h.store.pubs.is_empty(), "nothing refused was stored");
 }
 
 #[test]
@@ -213,7 +213,7 @@ fn expired_publication_turns_idle() {
     let n = notifies(&mut h, &w);
     assert_eq!(n.len(), 1);
     assert!(n[0].appearances().is_empty());
-    assert!(h.pubs.is_empty());
+    assert!(h.store.pubs.is_empty());
 }
 
 #[test]
@@ -226,14 +226,14 @@ fn subscription_expires_with_final_notify() {
     assert_eq!(out[0].header("Expires").unwrap(), "120");
     assert!(out[0].header("Contact").is_some());
     h.input(w.src(), &reply(&out[1], 200));
-    assert_eq!(h.subs.len(), 1);
+    assert_eq!(h.store.subs.len(), 1);
     h.advance(119_999);
     assert!(h.take().is_empty());
     h.advance(1);
     let n = sent(h.take());
     assert_eq!(n.len(), 1);
     assert_eq!(n[0].sub_state(), "terminated;reason=timeout");
-    assert!(h.subs.is_empty());
+    assert!(h.store.subs.is_empty());
     // And nothing after that.
     let mut pbx = Phone::new(6000);
     publish(&mut h, &mut pbx, &ci(1, "alerting"), None);
@@ -293,7 +293,7 @@ fn refresh_unsubscribe_and_unknown_dialog() {
     let out = sent(h.take());
     assert_eq!(out[0].status(), Some(200));
     assert_eq!(out[1].sub_state(), "terminated;reason=timeout");
-    assert!(h.subs.is_empty());
+    assert!(h.store.subs.is_empty());
     // The dialog is gone now.
     let req = w.subscribe(LINE, "call-info", Some(300), "");
     h.input(w.src(), &req);
@@ -312,7 +312,7 @@ fn fetch_gets_one_terminated_notify() {
     assert_eq!(out[0].status(), Some(200));
     assert_eq!(out[1].sub_state(), "terminated;reason=timeout");
     assert_eq!(out[1].appearances(), [(1, "held".to_string())]);
-    assert!(h.subs.is_empty());
+    assert!(h.store.subs.is_empty());
 }
 
 #[test]
@@ -324,7 +324,7 @@ fn notify_answered_481_ends_subscription() {
     publish(&mut h, &mut pbx, &ci(1, "alerting"), None);
     let n = sent(h.take_to(addr(7000)));
     h.input(w.src(), &reply(&n[0], 481));
-    assert!(h.subs.is_empty());
+    assert!(h.store.subs.is_empty());
     publish(&mut h, &mut pbx, &ci(2, "alerting"), None);
     assert!(h.take_to(addr(7000)).is_empty(), "no NOTIFY after 481");
 }
@@ -348,9 +348,9 @@ fn notify_timeout_ends_subscription_and_retransmits_before() {
         retx.iter().all(|r| r.bytes == out[1].bytes),
         "identical retransmissions"
     );
-    assert_eq!(h.subs.len(), 1);
+    assert_eq!(h.store.subs.len(), 1);
     h.advance(1);
-    assert!(h.subs.is_empty(), "Timer F removed the watcher");
+    assert!(h.store.subs.is_empty(), "Timer F removed the watcher");
     let mut pbx = Phone::new(6000);
     publish(&mut h, &mut pbx, &ci(1, "alerting"), None);
     assert!(h.take_to(addr(7000)).is_empty());
@@ -415,7 +415,7 @@ fn nothing_leaves_before_the_store_acknowledges() {
     let req = w.subscribe(LINE, "call-info", Some(600), "");
     h.input(w.src(), &req);
     assert!(h.take().is_empty(), "no 200 before durable");
-    assert_eq!(h.subs.len(), 1, "the write was handed to the store");
+    assert_eq!(h.store.subs.len(), 1, "the write was handed to the store");
     h.ack_pending();
     let out = sent(h.take());
     assert_eq!(out.len(), 2);
@@ -480,7 +480,7 @@ fn what_expired_while_down_is_processed_at_start() {
     let n = sent(h.take());
     assert_eq!(n.len(), 1);
     assert_eq!(n[0].sub_state(), "terminated;reason=timeout");
-    assert!(h.subs.is_empty());
+    assert!(h.store.subs.is_empty());
 }
 
 #[test]
@@ -796,7 +796,7 @@ fn unparsable_requests_that_name_their_sender_get_400() {
             .to_string();
         assert_eq!(m.call_id().unwrap(), Some(want_call_id.as_str()), "{name}");
     }
-    assert!(h.pubs.is_empty() && h.subs.is_empty());
+    assert!(h.store.pubs.is_empty() && h.store.subs.is_empty());
     // Garbage that names nobody is dropped.
     h.engine
         .handle_bytes(h.now, udp(7000), b"\x00\x01 not sip at all\r\n\r\n");

@@ -216,7 +216,7 @@ fn seize_expires_on_the_clock_and_refresh_extends_it() {
     let out = sent(h.take_to(addr(7100)));
     assert_eq!(out[0].sub_state(), "terminated;reason=timeout");
     assert!(state(&notifies(&mut h, &w)[0]).is_empty());
-    assert!(h.subs.values().all(|s| s.package != "line-seize"));
+    assert!(h.store.subs.values().all(|s| s.package != "line-seize"));
 }
 
 #[test]

@@ -178,11 +178,37 @@ pub fn push_u64(buf: &mut Vec<u8>, mut n: u64) {
     buf.extend_from_slice(&tmp[i..]);
 }
 
-/// Append an IP address, IPv6 without brackets.
-fn push_ip(buf: &mut Vec<u8>, ip: IpAddr) {
-    use std::io::Write;
-    // Writing to a Vec cannot fail.
-    let _ = write!(buf, "{ip}");
+/// Append an IP address, IPv6 without brackets. IPv4 (nearly every
+/// address a response or NOTIFY carries) is written without `fmt`.
+pub fn push_ip(buf: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    buf.push(b'.');
+                }
+                push_u64(buf, u64::from(octet));
+            }
+        }
+        IpAddr::V6(v6) => {
+            use std::io::Write;
+            // Writing to a Vec cannot fail.
+            let _ = write!(buf, "{v6}");
+        }
+    }
+}
+
+/// Append `host:port` as a Via sent-by or URI host part (IPv6 in brackets).
+pub fn push_host_port(buf: &mut Vec<u8>, addr: SocketAddr) {
+    if addr.is_ipv6() {
+        buf.push(b'[');
+        push_ip(buf, addr.ip());
+        buf.push(b']');
+    } else {
+        push_ip(buf, addr.ip());
+    }
+    buf.push(b':');
+    push_u64(buf, u64::from(addr.port()));
 }
 
 /// Offset of `inner` within `outer`; `inner` must be a subslice of it.
@@ -363,5 +389,24 @@ mod tests {
             out,
             b"NOTIFY sip:b@example.com SIP/2.0\r\nCSeq: 4294967295 NOTIFY\r\nContent-Type: application/x\r\nContent-Length: 4\r\n\r\nbody"
         );
+    }
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for a in [
+            "192.0.2.10:5060",
+            "0.0.0.0:0",
+            "255.255.255.255:65535",
+            "[2001:db8::1]:5060",
+            "[::1]:7",
+        ] {
+            let addr: SocketAddr = a.parse().expect("literal address");
+            let mut buf = Vec::new();
+            push_host_port(&mut buf, addr);
+            assert_eq!(buf, addr.to_string().into_bytes());
+            buf.clear();
+            push_ip(&mut buf, addr.ip());
+            assert_eq!(buf, addr.ip().to_string().into_bytes());
+        }
     }
 }

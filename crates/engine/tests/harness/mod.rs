@@ -4,8 +4,7 @@
 
 #![allow(dead_code)]
 
-use engine::{Config, Engine, Output, Snapshot, Source, StoreOp, Time, Transmit, Transport};
-use std::collections::BTreeMap;
+use engine::{Config, Engine, Output, Source, StoreModel, Time, Transmit, Transport};
 use std::net::SocketAddr;
 
 pub const T0: Time = Time(1_700_000_000_000);
@@ -15,10 +14,8 @@ pub struct Harness {
     pub engine: Engine,
     pub now: Time,
     pub sent: Vec<Transmit>,
-    pub pubs: BTreeMap<String, engine::PublicationRecord>,
-    pub subs: BTreeMap<String, engine::SubscriptionRecord>,
-    /// What the store heard of each resource's last change.
-    pub changed: BTreeMap<String, Time>,
+    /// What the store holds.
+    pub store: StoreModel,
     /// Store writes seen so far.
     pub store_ops: usize,
     /// When false, store batches are not acknowledged (the disk is "slow").
@@ -37,9 +34,7 @@ impl Harness {
             engine: Engine::new(cfg, 7),
             now: T0,
             sent: Vec::new(),
-            pubs: BTreeMap::new(),
-            subs: BTreeMap::new(),
-            changed: BTreeMap::new(),
+            store: StoreModel::default(),
             store_ops: 0,
             ack_store: true,
             pending: Vec::new(),
@@ -50,12 +45,7 @@ impl Harness {
     /// A new engine on the same store, as after a crash and restart.
     pub fn restart(&mut self, cfg: Config) {
         self.engine = Engine::new(cfg, 99);
-        let snap = Snapshot {
-            publications: self.pubs.values().cloned().collect(),
-            subscriptions: self.subs.values().cloned().collect(),
-            resources_changed: self.changed.clone().into_iter().collect(),
-        };
-        self.engine.restore(self.now, snap);
+        self.engine.restore(self.now, self.store.snapshot());
         self.drain();
     }
 
@@ -66,28 +56,7 @@ impl Harness {
                 Some(Output::Store(b)) => {
                     self.store_ops += b.ops.len();
                     for op in b.ops {
-                        match op {
-                            StoreOp::PutPublication(p) => {
-                                self.pubs.insert(p.id.clone(), p);
-                            }
-                            StoreOp::DeletePublication(id) => {
-                                self.pubs.remove(&id);
-                            }
-                            StoreOp::PutSubscription(s) => {
-                                self.subs.insert(s.id.clone(), s);
-                            }
-                            StoreOp::DeleteSubscription(id) => {
-                                self.subs.remove(&id);
-                            }
-                            StoreOp::ReserveCSeq { id, upto } => {
-                                if let Some(s) = self.subs.get_mut(&id) {
-                                    s.cseq_reserved = upto;
-                                }
-                            }
-                            StoreOp::ResourceChanged { resource, at } => {
-                                self.changed.insert(resource, at);
-                            }
-                        }
+                        self.store.apply(op);
                     }
                     if self.ack_store {
                         self.engine.handle_durable(self.now, b.seq);

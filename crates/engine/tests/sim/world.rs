@@ -7,7 +7,7 @@ use crate::invariants;
 use crate::net::{Net, Packet, Rng, Weather};
 use crate::phone::{Mode, Phone};
 use engine::config::ExpiresLimits;
-use engine::{Config, Engine, Output, Snapshot, Source, StoreBatch, StoreOp, Time, Transport};
+use engine::{Config, Engine, Output, Source, StoreBatch, StoreModel, StoreOp, Time, Transport};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 
@@ -49,45 +49,28 @@ pub fn config() -> Config {
 /// The durable store: records, and batches not yet durable.
 #[derive(Default)]
 pub struct Store {
-    pub pubs: BTreeMap<String, engine::PublicationRecord>,
-    pub subs: BTreeMap<String, engine::SubscriptionRecord>,
+    pub model: StoreModel,
     pending: VecDeque<(Time, StoreBatch)>,
     /// Subscription ids (and their Call-IDs) the store ever deleted.
     pub deleted_subs: BTreeSet<String>,
     pub call_ids: BTreeMap<String, String>,
-    /// Each resource's last change, as the store heard it.
-    pub changed: BTreeMap<String, Time>,
 }
 
 impl Store {
     fn apply(&mut self, b: StoreBatch) {
         for op in b.ops {
-            match op {
-                StoreOp::PutPublication(p) => {
-                    self.pubs.insert(p.id.clone(), p);
-                }
-                StoreOp::DeletePublication(id) => {
-                    self.pubs.remove(&id);
-                }
+            match &op {
                 StoreOp::PutSubscription(s) => {
                     self.call_ids.insert(s.id.clone(), s.call_id.clone());
-                    self.subs.insert(s.id.clone(), s);
                 }
                 StoreOp::DeleteSubscription(id) => {
-                    if let Some(c) = self.call_ids.get(&id) {
+                    if let Some(c) = self.call_ids.get(id) {
                         self.deleted_subs.insert(c.clone());
                     }
-                    self.subs.remove(&id);
                 }
-                StoreOp::ReserveCSeq { id, upto } => {
-                    if let Some(s) = self.subs.get_mut(&id) {
-                        s.cseq_reserved = upto;
-                    }
-                }
-                StoreOp::ResourceChanged { resource, at } => {
-                    self.changed.insert(resource, at);
-                }
+                _ => {}
             }
+            self.model.apply(op);
         }
     }
 
@@ -350,11 +333,7 @@ impl World {
         for b in pending.into_iter().take(keep) {
             self.store.apply(b);
         }
-        let snapshot = Snapshot {
-            publications: self.store.pubs.values().cloned().collect(),
-            subscriptions: self.store.subs.values().cloned().collect(),
-            resources_changed: self.store.changed.clone().into_iter().collect(),
-        };
+        let snapshot = self.store.model.snapshot();
         self.engine = Engine::new(config(), self.rng.next_u64());
         self.engine.restore(self.now, snapshot);
         self.drain();
