@@ -8,9 +8,9 @@ use std::collections::HashMap;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Requests received, by method (`other` for unknown methods).
-    pub requests: HashMap<&'static str, u64>,
+    pub requests: HashMap<&'static str, u64, ahash::RandomState>,
     /// Responses we sent, by status code.
-    pub responses: HashMap<u16, u64>,
+    pub responses: HashMap<u16, u64, ahash::RandomState>,
     /// Requests refused, by status code and reason phrase.
     pub refusals: HashMap<(u16, String), u64>,
     /// NOTIFY transactions started.

@@ -9,6 +9,7 @@ use crate::package::{Reject, Rendered};
 use crate::store::StoreOp;
 use crate::subscription::{sub_id, DialogText, SubKey, Subscription, CSEQ_BLOCK};
 use crate::time::Time;
+use crate::transaction::Branch;
 use sip::write::{push_host_port, push_u64};
 use sip::{HeaderName, Method, RequestWriter};
 use std::net::{IpAddr, SocketAddr};
@@ -358,7 +359,7 @@ impl Engine {
             Some(p) => Arc::new(p.render(&self.view(&s.resource), s.data)),
             None => Arc::default(),
         };
-        let branch = format!("z9hG4bK{}", self.rng.token());
+        let branch = Branch(self.rng.next_u64());
         let Some(s) = self.subs.get_mut(key) else {
             return;
         };
@@ -378,7 +379,7 @@ impl Engine {
                 push_u64(&mut state, now.secs_until(s.expires_at));
             }
         }
-        let t = build_notify(s, &branch, &state, &rendered);
+        let t = build_notify(s, branch, &state, &rendered);
         // A NOTIFY leaves only once its CSeq is covered by the stored
         // reservation, so a restart goes on above it in the watcher's dialog.
         if terminal.is_none() {
@@ -459,7 +460,7 @@ fn uri_addr(uri: &str) -> Option<(SocketAddr, Option<Transport>)> {
 
 /// A NOTIFY in the subscription's dialog (RFC 3261 §12.2.1.1 for the
 /// Request-URI and Route set).
-fn build_notify(rec: &Subscription, branch: &str, state: &[u8], rendered: &Rendered) -> Transmit {
+fn build_notify(rec: &Subscription, branch: Branch, state: &[u8], rendered: &Rendered) -> Transmit {
     // A first route without `lr` is a strict router: it goes in the
     // Request-URI and the remote target goes last in Route.
     let strict = rec
@@ -502,7 +503,7 @@ fn build_notify(rec: &Subscription, branch: &str, state: &[u8], rendered: &Rende
             b.push(b' ');
             push_host_port(b, local);
             b.extend_from_slice(b";branch=");
-            b.extend_from_slice(branch.as_bytes());
+            branch.push(b);
             b.extend_from_slice(b";rport");
         })
         .header(HeaderName::MaxForwards, "70");

@@ -30,6 +30,50 @@ use std::sync::Arc;
 /// The RFC 3261 magic cookie that marks a globally unique branch.
 const MAGIC_COOKIE: &str = "z9hG4bK";
 
+/// The branch of a request we send: the magic cookie and 16 lowercase hex
+/// digits of a random number. Our client transactions are keyed by the
+/// number, so starting one costs no string, and a response's branch is
+/// read back with [`Branch::parse`]; a branch of any other shape is not
+/// ours and matches nothing (RFC 3261 §17.1.3 compares branches exactly).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Branch(pub u64);
+
+impl Branch {
+    /// Length of the text: cookie and 16 digits.
+    const LEN: usize = MAGIC_COOKIE.len() + 16;
+
+    /// Append the branch's text.
+    pub fn push(self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(MAGIC_COOKIE.as_bytes());
+        buf.extend_from_slice(&crate::rng::hex16(self.0));
+    }
+
+    /// The branch a response's top Via carries, if it has our shape.
+    pub fn parse(text: &str) -> Option<Branch> {
+        let digits = text.strip_prefix(MAGIC_COOKIE)?.as_bytes();
+        if text.len() != Branch::LEN {
+            return None;
+        }
+        digits
+            .iter()
+            .try_fold(0u64, |n, &b| {
+                let d = match b {
+                    b'0'..=b'9' => b - b'0',
+                    b'a'..=b'f' => b - b'a' + 10,
+                    _ => return None,
+                };
+                Some(n << 4 | u64::from(d))
+            })
+            .map(Branch)
+    }
+}
+
+impl std::fmt::Display for Branch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{MAGIC_COOKIE}{:016x}", self.0)
+    }
+}
+
 /// Identifies a server transaction (RFC 3261 §17.2.3): the top Via's branch
 /// (with the magic cookie) and sent-by, and the method (ACK matches INVITE,
 /// which we never serve, so plain method equality is enough here). For a
@@ -140,19 +184,19 @@ pub enum ServerAction {
 /// The ordered deadlines of one table: `(when, seq) -> transaction id`. The
 /// sequence number makes every entry unique and keeps ties cheap to order
 /// (no string comparison).
-struct Deadlines {
-    by_time: BTreeMap<(Time, u64), Arc<str>>,
+struct Deadlines<K> {
+    by_time: BTreeMap<(Time, u64), K>,
     next_seq: u64,
 }
 
-impl Deadlines {
+impl<K> Deadlines<K> {
     fn new() -> Self {
         Deadlines {
             by_time: BTreeMap::new(),
             next_seq: 0,
         }
     }
-    fn insert(&mut self, at: Time, id: Arc<str>) -> (Time, u64) {
+    fn insert(&mut self, at: Time, id: K) -> (Time, u64) {
         let slot = (at, self.next_seq);
         self.next_seq += 1;
         self.by_time.insert(slot, id);
@@ -162,7 +206,7 @@ impl Deadlines {
         self.by_time.remove(&slot);
     }
     /// The earliest entry due at `now`, removed.
-    fn pop_due(&mut self, now: Time) -> Option<Arc<str>> {
+    fn pop_due(&mut self, now: Time) -> Option<K> {
         let (&(at, _), _) = self.by_time.first_key_value()?;
         if at > now {
             return None;
@@ -203,7 +247,7 @@ fn give_back<K: std::hash::Hash + Eq, V, S: std::hash::BuildHasher>(map: &mut Ha
 pub struct ServerTransactions {
     timers: Timers,
     entries: HashMap<Arc<str>, ServerEntry, ahash::RandomState>,
-    deadlines: Deadlines,
+    deadlines: Deadlines<Arc<str>>,
 }
 
 impl ServerTransactions {
@@ -340,8 +384,8 @@ impl<C> ClientEntry<C> {
 /// subscription the NOTIFY belongs to).
 pub struct ClientTransactions<C> {
     timers: Timers,
-    entries: HashMap<Arc<str>, ClientEntry<C>, ahash::RandomState>,
-    deadlines: Deadlines,
+    entries: HashMap<Branch, ClientEntry<C>, ahash::RandomState>,
+    deadlines: Deadlines<Branch>,
 }
 
 impl<C: Clone> ClientTransactions<C> {
@@ -357,8 +401,8 @@ impl<C: Clone> ClientTransactions<C> {
     /// starts at T1 and doubles up to T2; Timer F fires at 64*T1 in any case.
     /// Starting a branch that is still live replaces that transaction (its
     /// context is dropped unreported); branches are ours to keep unique.
-    pub fn start(&mut self, now: Time, branch: String, request: Transmit, ctx: C) {
-        if let Some(old) = self.entries.remove(branch.as_str()) {
+    pub fn start(&mut self, now: Time, branch: Branch, request: Transmit, ctx: C) {
+        if let Some(old) = self.entries.remove(&branch) {
             self.deadlines.remove(old.slot);
         }
         let reliable = request.transport.reliable();
@@ -370,7 +414,6 @@ impl<C: Clone> ClientTransactions<C> {
         } else {
             Some(now + interval_e)
         };
-        let id: Arc<str> = Arc::from(branch);
         let mut entry = ClientEntry {
             state: ClientState::Trying,
             request,
@@ -380,14 +423,15 @@ impl<C: Clone> ClientTransactions<C> {
             timer_f: now + sixty_four_t1(&self.timers),
             slot: (now, 0),
         };
-        entry.slot = self.deadlines.insert(entry.due(), id.clone());
-        self.entries.insert(id, entry);
+        entry.slot = self.deadlines.insert(entry.due(), branch);
+        self.entries.insert(branch, entry);
     }
     /// A response arrived whose top Via has this branch. Returns `Final` for
     /// the first final response; provisional responses move the transaction
     /// to Proceeding (retransmit every T2); anything unmatched returns `None`.
     pub fn on_response(&mut self, branch: &str, code: u16) -> Option<ClientEvent<C>> {
-        let entry = self.entries.get_mut(branch)?;
+        let branch = Branch::parse(branch)?;
+        let entry = self.entries.get_mut(&branch)?;
         if code < 200 {
             // Timer E keeps its current deadline; only its next interval
             // becomes T2 (RFC 3261 §17.1.2.2).
@@ -396,7 +440,7 @@ impl<C: Clone> ClientTransactions<C> {
         }
         // Over UDP too the transaction ends here (no Timer K: see the
         // module doc); a retransmission of this final matches nothing.
-        let entry = self.entries.remove(branch)?;
+        let entry = self.entries.remove(&branch)?;
         self.deadlines.remove(entry.slot);
         let ctx = entry.ctx?;
         Some(ClientEvent::Final { ctx, code })
@@ -450,6 +494,9 @@ mod tests {
     use crate::net::Transport;
     use sip::message::Header;
     use sip::{HeaderName, Message, Method, StartLine};
+
+    /// A branch, for tests that need only one.
+    const B: Branch = Branch(0xab);
 
     /// An arbitrary wall-clock start, so nothing depends on time 0.
     const T0: Time = Time(1_700_000_000_000);
@@ -877,7 +924,7 @@ l: 0\r\n\r\n";
     fn client_udp_retransmits_on_t1_doubling_capped_at_t2_then_times_out() {
         let mut ct = ClientTransactions::new(Timers::default());
         let notify = transmit(Transport::Udp, b"NOTIFY sip:a SIP/2.0\r\n\r\n");
-        ct.start(at(0), "z9hG4bK-n1".to_string(), notify.clone(), "sub-1");
+        ct.start(at(0), Branch(0x1a), notify.clone(), "sub-1");
         assert_eq!(ct.len(), 1);
 
         // next_timeout after each step.
@@ -906,13 +953,13 @@ l: 0\r\n\r\n";
         ct.handle_timeout(at(100_000), &mut out);
         assert!(out.is_empty());
         // And no response can bring it back.
-        assert_eq!(ct.on_response("z9hG4bK-n1", 200), None);
+        assert_eq!(ct.on_response(&Branch(0x1a).to_string(), 200), None);
     }
 
     #[test]
     fn client_schedule_with_custom_timers() {
         let mut ct = ClientTransactions::new(timers(100, 300, 1_000));
-        ct.start(at(0), "b".to_string(), transmit(Transport::Udp, b"N"), 1u32);
+        ct.start(at(0), B, transmit(Transport::Udp, b"N"), 1u32);
         let events = drive(&mut ct, at(1_000_000));
         let mut expected = vec![100, 300];
         expected.extend((600..=6_300).step_by(300));
@@ -929,7 +976,7 @@ l: 0\r\n\r\n";
     #[test]
     fn client_tcp_never_retransmits_and_times_out_on_timer_f() {
         let mut ct = ClientTransactions::new(Timers::default());
-        ct.start(at(0), "b".to_string(), transmit(Transport::Tcp, b"N"), 'x');
+        ct.start(at(0), B, transmit(Transport::Tcp, b"N"), 'x');
         assert_eq!(ct.next_timeout(), Some(at(32_000)));
         let mut out = Vec::new();
         ct.handle_timeout(at(31_999), &mut out);
@@ -945,11 +992,11 @@ l: 0\r\n\r\n";
     fn client_provisional_moves_to_t2_interval_and_final_is_reported_once() {
         let mut ct = ClientTransactions::new(Timers::default());
         let n = transmit(Transport::Udp, b"N");
-        ct.start(at(0), "b1".to_string(), n.clone(), 42u64);
+        ct.start(at(0), B, n.clone(), 42u64);
         let mut out = Vec::new();
         ct.handle_timeout(at(500), &mut out);
         assert_eq!(out, vec![ClientEvent::Retransmit(n.clone())]);
-        assert_eq!(ct.on_response("b1", 100), None);
+        assert_eq!(ct.on_response(&B.to_string(), 100), None);
         // The pending Timer E is kept; only the next interval becomes T2.
         assert_eq!(ct.next_timeout(), Some(at(1_500)));
         let events = drive(&mut ct, at(9_500));
@@ -957,14 +1004,14 @@ l: 0\r\n\r\n";
         assert_eq!(ct.next_timeout(), Some(at(13_500)));
 
         assert_eq!(
-            ct.on_response("b1", 200),
+            ct.on_response(&B.to_string(), 200),
             Some(ClientEvent::Final { ctx: 42, code: 200 })
         );
         // Retransmissions of the final and late provisionals are absorbed:
         // the transaction is over, over UDP too (no Timer K, see the module
         // doc), with no more retransmissions and no time-out.
-        assert_eq!(ct.on_response("b1", 200), None);
-        assert_eq!(ct.on_response("b1", 180), None);
+        assert_eq!(ct.on_response(&B.to_string(), 200), None);
+        assert_eq!(ct.on_response(&B.to_string(), 180), None);
         assert!(ct.is_empty());
         assert_eq!(ct.next_timeout(), None);
         out.clear();
@@ -975,9 +1022,9 @@ l: 0\r\n\r\n";
     #[test]
     fn client_final_before_any_retransmission_stops_them() {
         let mut ct = ClientTransactions::new(Timers::default());
-        ct.start(at(0), "b".to_string(), transmit(Transport::Udp, b"N"), "c");
+        ct.start(at(0), B, transmit(Transport::Udp, b"N"), "c");
         assert_eq!(
-            ct.on_response("b", 481),
+            ct.on_response(&B.to_string(), 481),
             Some(ClientEvent::Final {
                 ctx: "c",
                 code: 481
@@ -991,25 +1038,40 @@ l: 0\r\n\r\n";
     #[test]
     fn client_final_over_tcp_ends_the_transaction() {
         let mut ct = ClientTransactions::new(Timers::default());
-        ct.start(at(0), "b".to_string(), transmit(Transport::Tcp, b"N"), 9);
-        assert_eq!(ct.on_response("b", 180), None);
+        ct.start(at(0), B, transmit(Transport::Tcp, b"N"), 9);
+        assert_eq!(ct.on_response(&B.to_string(), 180), None);
         assert_eq!(ct.len(), 1);
         assert_eq!(
-            ct.on_response("b", 200),
+            ct.on_response(&B.to_string(), 200),
             Some(ClientEvent::Final { ctx: 9, code: 200 })
         );
         assert!(ct.is_empty());
         assert_eq!(ct.next_timeout(), None);
-        assert_eq!(ct.on_response("b", 200), None);
+        assert_eq!(ct.on_response(&B.to_string(), 200), None);
     }
 
     #[test]
     fn client_unknown_branch_is_ignored() {
         let mut ct = ClientTransactions::new(Timers::default());
         assert_eq!(ct.on_response("nope", 200), None::<ClientEvent<u8>>);
-        ct.start(at(0), "b".to_string(), transmit(Transport::Udp, b"N"), 1u8);
-        assert_eq!(ct.on_response("B", 200), None);
-        assert_eq!(ct.on_response("b-other", 200), None);
+        assert_eq!(
+            ct.on_response("z9hG4bK000000000000000b", 200),
+            None::<ClientEvent<u8>>
+        );
+        ct.start(at(0), B, transmit(Transport::Udp, b"N"), 1u8);
+        // Exact match only: upper-case digits, an extra or a missing
+        // character, another cookie.
+        assert_eq!(ct.on_response(&B.to_string().to_uppercase(), 200), None);
+        assert_eq!(ct.on_response(&format!("z9hG4bK{:016X}", 0xabc), 200), None);
+        assert_eq!(ct.on_response(&format!("{B}-other"), 200), None);
+        assert_eq!(ct.on_response(&B.to_string()[..22], 200), None);
+        assert_eq!(ct.on_response(&format!("z9hG4bk{:016x}", B.0), 200), None);
+        assert_eq!(ct.len(), 1);
+        assert_eq!(
+            ct.on_response(&B.to_string(), 200),
+            Some(ClientEvent::Final { ctx: 1, code: 200 })
+        );
+        ct.start(at(0), B, transmit(Transport::Udp, b"N"), 1u8);
         assert_eq!(ct.len(), 1);
         assert_eq!(ct.next_timeout(), Some(at(500)));
     }
@@ -1018,7 +1080,7 @@ l: 0\r\n\r\n";
     fn client_late_call_sends_one_copy_not_a_burst() {
         let mut ct = ClientTransactions::new(Timers::default());
         let n = transmit(Transport::Udp, b"N");
-        ct.start(at(0), "b".to_string(), n.clone(), 0);
+        ct.start(at(0), B, n.clone(), 0);
         let mut out = Vec::new();
         ct.handle_timeout(at(10_000), &mut out);
         assert_eq!(out, vec![ClientEvent::Retransmit(n)]);
@@ -1029,16 +1091,11 @@ l: 0\r\n\r\n";
     #[test]
     fn client_next_timeout_is_the_earliest_across_transactions() {
         let mut ct = ClientTransactions::new(Timers::default());
-        ct.start(at(0), "udp".to_string(), transmit(Transport::Udp, b"N"), 1);
-        ct.start(
-            at(100),
-            "tcp".to_string(),
-            transmit(Transport::Tcp, b"N"),
-            2,
-        );
+        ct.start(at(0), Branch(1), transmit(Transport::Udp, b"N"), 1);
+        ct.start(at(100), Branch(2), transmit(Transport::Tcp, b"N"), 2);
         assert_eq!(ct.next_timeout(), Some(at(500)));
         assert_eq!(
-            ct.on_response("udp", 200),
+            ct.on_response(&Branch(1).to_string(), 200),
             Some(ClientEvent::Final { ctx: 1, code: 200 })
         );
         // The UDP one ended with its final; the TCP one's Timer F is next.
@@ -1052,18 +1109,8 @@ l: 0\r\n\r\n";
     #[test]
     fn client_restart_of_a_live_branch_replaces_it() {
         let mut ct = ClientTransactions::new(Timers::default());
-        ct.start(
-            at(0),
-            "b".to_string(),
-            transmit(Transport::Udp, b"old"),
-            "old",
-        );
-        ct.start(
-            at(100),
-            "b".to_string(),
-            transmit(Transport::Udp, b"new"),
-            "new",
-        );
+        ct.start(at(0), B, transmit(Transport::Udp, b"old"), "old");
+        ct.start(at(100), B, transmit(Transport::Udp, b"new"), "new");
         assert_eq!(ct.len(), 1);
         assert_eq!(ct.next_timeout(), Some(at(600)));
         let events = drive(&mut ct, at(1_000_000));
@@ -1084,14 +1131,14 @@ l: 0\r\n\r\n";
     #[test]
     fn client_zero_timers_do_not_spin() {
         let mut ct = ClientTransactions::new(timers(0, 0, 0));
-        ct.start(at(0), "b".to_string(), transmit(Transport::Udp, b"N"), ());
+        ct.start(at(0), B, transmit(Transport::Udp, b"N"), ());
         let mut out = Vec::new();
         ct.handle_timeout(at(0), &mut out);
         assert_eq!(out, vec![ClientEvent::TimedOut { ctx: () }]);
         assert!(ct.is_empty());
         // T1 > 0 but T2 = 0: retransmits at most once per ms until Timer F.
         let mut ct = ClientTransactions::new(timers(1, 0, 0));
-        ct.start(at(0), "b".to_string(), transmit(Transport::Udp, b"N"), ());
+        ct.start(at(0), B, transmit(Transport::Udp, b"N"), ());
         let events = drive(&mut ct, at(1_000));
         assert_eq!(retransmit_times(&events), (1..64).collect::<Vec<_>>());
         assert!(ct.is_empty());
@@ -1109,7 +1156,7 @@ l: 0\r\n\r\n";
             };
             ct.start(
                 at(u64::from(i % 1000)),
-                format!("z9hG4bK-{i}"),
+                Branch(u64::from(i) << 32 | 0xfff),
                 transmit(transport, b"N"),
                 i,
             );
@@ -1117,7 +1164,9 @@ l: 0\r\n\r\n";
         assert_eq!(ct.len(), n as usize);
         let mut finals = 0;
         for i in (0..n).step_by(4) {
-            if let Some(ClientEvent::Final { .. }) = ct.on_response(&format!("z9hG4bK-{i}"), 200) {
+            if let Some(ClientEvent::Final { .. }) =
+                ct.on_response(&Branch(u64::from(i) << 32 | 0xfff).to_string(), 200)
+            {
                 finals += 1;
             }
         }

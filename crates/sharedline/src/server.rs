@@ -35,7 +35,7 @@ use tokio::task::JoinHandle;
 /// Inputs queued for the engine before transports wait (backpressure: a
 /// flood fills the kernel's socket buffers, not our memory).
 const INPUT_QUEUE: usize = 4096;
-/// Inputs handled in one go before outputs are drained, so a burst is
+/// Messages handled in one go before outputs are drained, so a burst is
 /// answered in batches without starving the sockets of replies.
 const INPUT_BATCH: usize = 64;
 /// UDP datagrams collected from one engine drain before they are sent
@@ -366,10 +366,10 @@ impl EngineTask {
                 _ = shutdown.wait() => break,
                 input = self.inputs.recv() => {
                     let Some(input) = input else { break };
-                    self.handle(input);
-                    for _ in 1..INPUT_BATCH {
+                    let mut handled = self.handle(input);
+                    while handled < INPUT_BATCH {
                         match self.inputs.try_recv() {
-                            Ok(input) => self.handle(input),
+                            Ok(input) => handled += self.handle(input),
                             Err(_) => break,
                         }
                     }
@@ -388,9 +388,17 @@ impl EngineTask {
         self.store
     }
 
-    fn handle(&mut self, input: Input) {
+    /// Give one input to the engine; returns how many messages it held.
+    fn handle(&mut self, input: Input) -> usize {
         match input {
             Input::Bytes { source, bytes } => self.engine.handle_bytes(now(), source, &bytes),
+            Input::Datagrams(batch) => {
+                let t = now();
+                for (source, bytes) in batch.iter() {
+                    self.engine.handle_bytes(t, source, bytes);
+                }
+                return batch.items.len();
+            }
             Input::Durable => {}
             Input::Opened { conn, writer } => {
                 self.conns.insert(conn, writer);
@@ -407,6 +415,7 @@ impl EngineTask {
                 }
             }
         }
+        1
     }
 
     /// Acknowledge durable batches, fire due timers, then send everything

@@ -164,18 +164,28 @@ fn finish(buf: &mut Vec<u8>, content_type: Option<&str>, body: &[u8]) {
 
 /// Append a number in decimal without going through `fmt` (for callers
 /// that build the rest of a message by hand, too).
-pub fn push_u64(buf: &mut Vec<u8>, mut n: u64) {
+pub fn push_u64(buf: &mut Vec<u8>, n: u64) {
+    // Most numbers in a message (ports, CSeqs, expiries, lengths) are short.
+    if n < 10 {
+        buf.push(b'0' + n as u8);
+        return;
+    }
     let mut tmp = [0u8; 20];
+    let start = digits(&mut tmp, n);
+    buf.extend_from_slice(&tmp[start..]);
+}
+
+/// Write `n` in decimal at the end of `tmp`; returns where it starts.
+fn digits(tmp: &mut [u8; 20], mut n: u64) -> usize {
     let mut i = tmp.len();
     loop {
         i -= 1;
         tmp[i] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
-            break;
+            return i;
         }
     }
-    buf.extend_from_slice(&tmp[i..]);
 }
 
 /// Append an IP address, IPv6 without brackets. IPv4 (nearly every
@@ -183,12 +193,27 @@ pub fn push_u64(buf: &mut Vec<u8>, mut n: u64) {
 pub fn push_ip(buf: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
+            // Built on the stack and appended once: one capacity check
+            // instead of seven.
+            let mut text = [0u8; 15];
+            let mut len = 0;
             for (i, octet) in v4.octets().into_iter().enumerate() {
                 if i > 0 {
-                    buf.push(b'.');
+                    text[len] = b'.';
+                    len += 1;
                 }
-                push_u64(buf, u64::from(octet));
+                if octet >= 100 {
+                    text[len] = b'0' + octet / 100;
+                    len += 1;
+                }
+                if octet >= 10 {
+                    text[len] = b'0' + octet / 10 % 10;
+                    len += 1;
+                }
+                text[len] = b'0' + octet % 10;
+                len += 1;
             }
+            buf.extend_from_slice(&text[..len]);
         }
         IpAddr::V6(v6) => {
             use std::io::Write;
@@ -407,6 +432,30 @@ mod tests {
             buf.clear();
             push_ip(&mut buf, addr.ip());
             assert_eq!(buf, addr.ip().to_string().into_bytes());
+        }
+        // Every octet value, in every position.
+        for o in 0..=255u8 {
+            for ip in [[o, 0, 0, 0], [1, o, 2, 3], [10, 99, o, 100], [9, 9, 9, o]] {
+                let ip = std::net::IpAddr::from(ip);
+                let mut buf = Vec::new();
+                push_ip(&mut buf, ip);
+                assert_eq!(buf, ip.to_string().into_bytes());
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_are_written_as_display_writes_them() {
+        let mut n = 1u64;
+        let mut cases = vec![0, 9, 10, 99, 100, u64::MAX, u64::MAX - 1];
+        while n < u64::MAX / 3 {
+            cases.extend([n - 1, n, n + 1]);
+            n *= 3;
+        }
+        for n in cases {
+            let mut buf = b"x".to_vec();
+            push_u64(&mut buf, n);
+            assert_eq!(buf, format!("x{n}").into_bytes());
         }
     }
 }

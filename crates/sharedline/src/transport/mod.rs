@@ -26,6 +26,9 @@ pub enum Input {
         /// The message.
         bytes: Bytes,
     },
+    /// Datagrams read from one UDP socket in one system call, end to end in
+    /// one buffer.
+    Datagrams(udp::Received),
     /// The store made more batches durable; the task reads the watermark.
     Durable,
     /// A connection was accepted; bytes for it go to `writer`.

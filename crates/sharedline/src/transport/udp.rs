@@ -5,9 +5,11 @@
 use super::{Context, Input};
 use bytes::Bytes;
 use engine::{Source, Transport};
+use nix::sys::socket::{recvmmsg, MsgFlags, MultiHeaders, SockaddrStorage};
 use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny};
-use std::io::{self, IoSlice};
+use std::io::{self, IoSlice, IoSliceMut};
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::Interest;
@@ -26,50 +28,156 @@ pub fn is_keepalive(datagram: &[u8]) -> bool {
     datagram.iter().all(|b| matches!(b, b'\r' | b'\n'))
 }
 
+/// Most datagrams read by one `recvmmsg` call. A busy socket is drained 32
+/// at a time: one system call and one hand-over to the engine task each.
+pub const RECV_BATCH: usize = 32;
+
+/// The largest UDP payload (65 535 less the IPv4 and UDP headers).
+const MAX_DATAGRAM: usize = 65_507;
+
+/// Datagrams of one socket, as the engine task receives them: their bytes
+/// end to end in `payload`, and per datagram its sender and its range.
+#[derive(Debug)]
+pub struct Received {
+    /// The socket's bound address.
+    pub local: SocketAddr,
+    /// Every datagram's bytes, in arrival order.
+    pub payload: Bytes,
+    /// Sender, start and end in `payload` of each datagram.
+    pub items: Vec<(SocketAddr, u32, u32)>,
+}
+
+impl Received {
+    /// Each datagram with its source.
+    pub fn iter(&self) -> impl Iterator<Item = (Source, &[u8])> + '_ {
+        self.items.iter().map(|&(remote, from, to)| {
+            let source = Source {
+                transport: Transport::Udp,
+                local: self.local,
+                remote,
+                conn: None,
+            };
+            (
+                source,
+                self.payload
+                    .get(from as usize..to as usize)
+                    .unwrap_or_default(),
+            )
+        })
+    }
+}
+
 /// Read datagrams from `socket` (bound to `local`) until shutdown, feeding
-/// each message to the engine task.
+/// them to the engine task a batch at a time.
 pub async fn recv_loop(socket: Arc<UdpSocket>, local: SocketAddr, mut ctx: Context) {
     let max = ctx.limits.max_message_size;
-    // One byte more than allowed: a datagram that fills it was truncated by
-    // the kernel, so it is too large.
-    let mut buf = vec![0u8; max + 1];
+    // One byte more than allowed: a datagram that fills its slot was
+    // truncated by the kernel, so it is too large. Only the pages datagrams
+    // land in are ever touched.
+    let slot = (max + 1).min(MAX_DATAGRAM + 1);
+    let mut slots = vec![0u8; slot * RECV_BATCH];
+    let mut got: Vec<(Option<SocketAddr>, usize)> = Vec::with_capacity(RECV_BATCH);
     loop {
-        let received = tokio::select! {
+        tokio::select! {
             _ = ctx.shutdown.wait() => return,
-            r = socket.recv_from(&mut buf) => r,
-        };
-        match received {
-            Ok((n, remote)) => {
-                if n > max {
-                    tracing::debug!(%remote, %local, "datagram larger than max_message_size ({max}) dropped");
-                    continue;
-                }
-                let data = &buf[..n];
-                if is_keepalive(data) {
-                    continue;
-                }
-                let source = Source {
-                    transport: Transport::Udp,
-                    local,
-                    remote,
-                    conn: None,
-                };
-                let input = Input::Bytes {
-                    source,
-                    bytes: Bytes::copy_from_slice(data),
-                };
-                if ctx.inputs.send(input).await.is_err() {
-                    return;
+            r = socket.readable() => if r.is_err() { return },
+        }
+        // Drain what is queued; `readable` is armed again by WouldBlock.
+        loop {
+            got.clear();
+            let read = socket.try_io(Interest::READABLE, || {
+                recv_some(&socket, &mut slots, slot, &mut got)
+            });
+            match read {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // Linux reports ICMP errors for earlier sends here; they
+                    // are about a peer, not this socket, so keep reading. The
+                    // pause keeps a persistent error from spinning a core.
+                    tracing::debug!(%local, error = %e, "udp receive error");
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    break;
                 }
             }
-            Err(e) => {
-                // Linux reports ICMP errors for earlier sends here; they are
-                // about a peer, not this socket, so keep reading. The pause
-                // keeps a persistent error from spinning a core.
-                tracing::debug!(%local, error = %e, "udp receive error");
-                tokio::time::sleep(Duration::from_millis(5)).await;
+            let batch = collect(local, &slots, slot, max, &got);
+            if !batch.items.is_empty() && ctx.inputs.send(Input::Datagrams(batch)).await.is_err() {
+                return;
+            }
+            if got.len() < RECV_BATCH {
+                break;
             }
         }
+    }
+}
+
+/// One `recvmmsg` call into `slots` (`RECV_BATCH` slots of `slot` bytes):
+/// each datagram's sender and length go to `got`.
+fn recv_some(
+    socket: &UdpSocket,
+    slots: &mut [u8],
+    slot: usize,
+    got: &mut Vec<(Option<SocketAddr>, usize)>,
+) -> io::Result<()> {
+    // Made per call: the headers hold raw pointers, so they cannot live
+    // across an await in a task that may move between threads.
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(RECV_BATCH, None);
+    let mut iovs: Vec<[IoSliceMut<'_>; 1]> = slots
+        .chunks_mut(slot)
+        .map(|c| [IoSliceMut::new(c)])
+        .collect();
+    let results = recvmmsg(
+        socket.as_raw_fd(),
+        &mut headers,
+        iovs.iter_mut(),
+        MsgFlags::MSG_DONTWAIT,
+        None,
+    )
+    .map_err(io::Error::from)?;
+    for r in results {
+        got.push((r.address.and_then(|a| to_std(&a)), r.bytes));
+    }
+    Ok(())
+}
+
+fn to_std(a: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = a.as_sockaddr_in() {
+        return Some(SocketAddr::V4((*v4).into()));
+    }
+    a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into()))
+}
+
+/// The datagrams of one call worth giving the engine, copied out of their
+/// slots: too large ones (logged) and keep-alives are left out.
+fn collect(
+    local: SocketAddr,
+    slots: &[u8],
+    slot: usize,
+    max: usize,
+    got: &[(Option<SocketAddr>, usize)],
+) -> Received {
+    let mut payload = Vec::with_capacity(got.iter().map(|&(_, n)| n.min(slot)).sum());
+    let mut items = Vec::with_capacity(got.len());
+    for (i, &(remote, n)) in got.iter().enumerate() {
+        let Some(remote) = remote else { continue };
+        if n > max {
+            tracing::debug!(%remote, %local, "datagram larger than max_message_size ({max}) dropped");
+            continue;
+        }
+        let data = slots.get(i * slot..i * slot + n).unwrap_or_default();
+        if is_keepalive(data) {
+            continue;
+        }
+        // Offsets fit: a batch is at most 32 datagrams of 64 KiB.
+        let from = payload.len() as u32;
+        payload.extend_from_slice(data);
+        items.push((remote, from, payload.len() as u32));
+    }
+    Received {
+        local,
+        payload: Bytes::from(payload),
+        items,
     }
 }
 
