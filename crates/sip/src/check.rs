@@ -2,9 +2,9 @@
 //! each failure mapped to the status code and reason phrase to answer with.
 
 use crate::header::{lists, HeaderError, NameAddr};
-use crate::known::{Index, Known, K};
+use crate::known::{First, Index, Known, K};
 use crate::message::{Header, Message, Method, StartLine};
-use crate::scan::Elements;
+use crate::scan::{Elements, Kind};
 use crate::uri::Uri;
 use std::borrow::Cow;
 
@@ -133,31 +133,39 @@ fn check_headers(
     known.content_type.as_ref().map_err(header_ref)?;
     known.expires.as_ref().map_err(header_ref)?;
     known.event.as_ref().map_err(header_ref)?;
-    for (k, first, list) in [
-        (K::Contact, &known.contact, lists::contacts as List),
-        (K::Route, &known.route, lists::routes),
-        (K::RecordRoute, &known.record_route, lists::record_routes),
-    ] {
-        // Every element must parse before a bad URI is reported, so a list
-        // with both faults names the syntax error.
-        let mut bad_uri = false;
-        match &first.item {
-            None => continue,
-            Some(Err(e)) => return Err(header_ref(e)),
-            Some(Ok(_)) => bad_uri |= !first.uri_ok,
-        }
-        for a in list(index.lines(headers, k)).resume(first.rest) {
-            let a = a.map_err(header)?;
-            bad_uri |= a.uri != "*" && !Uri::is_valid(a.uri);
-        }
-        if bad_uri {
-            return Err(bad("Bad address: malformed URI"));
-        }
+    addresses(
+        &known.contact,
+        lists::contacts(index.lines(headers, K::Contact)),
+    )?;
+    addresses(&known.route, lists::routes(index.lines(headers, K::Route)))?;
+    addresses(
+        &known.record_route,
+        lists::record_routes(index.lines(headers, K::RecordRoute)),
+    )
+}
+
+/// Contact, Route or Record-Route: its first element as read, then the
+/// rest of `list`. Every element must parse before a bad URI is reported,
+/// so a list with both faults names the syntax error.
+fn addresses<'a, L: Kind<'a, Item = NameAddr<'a>>>(
+    first: &First<'a, NameAddr<'a>>,
+    list: Elements<'_, 'a, L>,
+) -> Result<(), Invalid> {
+    let mut bad_uri = false;
+    match &first.item {
+        None => return Ok(()),
+        Some(Err(e)) => return Err(header_ref(e)),
+        Some(Ok(_)) => bad_uri |= !first.uri_ok,
+    }
+    for a in list.resume(first.rest) {
+        let a = a.map_err(header)?;
+        bad_uri |= a.uri != "*" && !Uri::is_valid(a.uri);
+    }
+    if bad_uri {
+        return Err(bad("Bad address: malformed URI"));
     }
     Ok(())
 }
-
-type List = for<'m, 'a> fn(&'m [Header<'a>]) -> Elements<'m, 'a, NameAddr<'a>>;
 
 fn header_ref(e: &HeaderError) -> Invalid {
     header(e.clone())

@@ -14,7 +14,7 @@
 //! white space to every parser here.
 
 use crate::message::{Header, HeaderName, Message};
-use crate::scan::{self, Elements};
+use crate::scan::{self, Elements, Kind, Stop};
 pub use crate::text::ParamIter;
 use crate::text::{
     all_digits, is_lws, is_token, is_token_byte, parse_params, scan_params, trim_lws, unquote,
@@ -815,42 +815,43 @@ pub(crate) mod lists {
 
     type Lines<'m, 'a> = &'m [Header<'a>];
 
-    pub(crate) fn vias<'m, 'a>(h: Lines<'m, 'a>) -> Elements<'m, 'a, Via<'a>> {
-        Elements::new(h, HeaderName::Via, scan::via, Via::parse_general)
+    /// A list header's [`Kind`]: its name, scanner and general parser.
+    macro_rules! kinds {
+        ($( $f:ident, $kind:ident, $item:ty, $name:ident, $fast:expr, $slow:expr; )*) => {
+            $(
+                pub(crate) struct $kind;
+
+                impl<'a> Kind<'a> for $kind {
+                    type Item = $item;
+                    const NAME: HeaderName<'static> = HeaderName::$name;
+                    fn fast(s: &'a str, i: usize) -> Option<($item, Stop)> {
+                        $fast(s, i)
+                    }
+                    fn slow(s: &'a str) -> Result<$item, HeaderError> {
+                        $slow(s)
+                    }
+                }
+
+                pub(crate) fn $f<'m, 'a>(h: Lines<'m, 'a>) -> Elements<'m, 'a, $kind> {
+                    Elements::new(h)
+                }
+            )*
+        };
     }
-    pub(crate) fn contacts<'m, 'a>(h: Lines<'m, 'a>) -> Elements<'m, 'a, NameAddr<'a>> {
-        Elements::new(h, HeaderName::Contact, scan::contact, contact_general)
+
+    kinds! {
+        vias, ViaKind, Via<'a>, Via, scan::via, Via::parse_general;
+        contacts, ContactKind, NameAddr<'a>, Contact, scan::contact, contact_general;
+        routes, RouteKind, NameAddr<'a>, Route, scan::name_addr, |e| name_addr_general(e, "Route");
+        record_routes, RecordRouteKind, NameAddr<'a>, RecordRoute, scan::name_addr,
+            |e| name_addr_general(e, "Record-Route");
+        call_info, CallInfoKind, CallInfo<'a>, CallInfo, scan::call_info, CallInfo::parse_general;
+        require, RequireKind, &'a str, Require, scan::token, require_token;
+        supported, SupportedKind, &'a str, Supported, scan::token, supported_token;
+        allow_events, AllowEventsKind, &'a str, AllowEvents, scan::token, allow_events_token;
+        accept, AcceptKind, &'a str, Accept, scan::accept, accept_range;
     }
-    pub(crate) fn routes<'m, 'a>(h: Lines<'m, 'a>) -> Elements<'m, 'a, NameAddr<'a>> {
-        Elements::new(h, HeaderName::Route, scan::name_addr, |e| {
-            name_addr_general(e, "Route")
-        })
-    }
-    pub(crate) fn record_routes<'m, 'a>(h: Lines<'m, 'a>) -> Elements<'m, 'a, NameAddr<'a>> {
-        Elements::new(h, HeaderName::RecordRoute, scan::name_addr, |e| {
-            name_addr_general(e, "Record-Route")
-        })
-    }
-    pub(crate) fn call_info<'m, 'a>(h: Lines<'m, 'a>) -> Elements<'m, 'a, CallInfo<'a>> {
-        Elements::new(
-            h,
-            HeaderName::CallInfo,
-            scan::call_info,
-            CallInfo::parse_general,
-        )
-    }
-    pub(crate) fn require<'m, 'a>(h: Lines<'m, 'a>) -> Elements<'m, 'a, &'a str> {
-        Elements::new(h, HeaderName::Require, scan::token, require_token)
-    }
-    pub(crate) fn supported<'m, 'a>(h: Lines<'m, 'a>) -> Elements<'m, 'a, &'a str> {
-        Elements::new(h, HeaderName::Supported, scan::token, supported_token)
-    }
-    pub(crate) fn allow_events<'m, 'a>(h: Lines<'m, 'a>) -> Elements<'m, 'a, &'a str> {
-        Elements::new(h, HeaderName::AllowEvents, scan::token, allow_events_token)
-    }
-    pub(crate) fn accept<'m, 'a>(h: Lines<'m, 'a>) -> Elements<'m, 'a, &'a str> {
-        Elements::new(h, HeaderName::Accept, scan::accept, accept_range)
-    }
+
     pub(crate) fn sip_if_match<'m, 'a>(
         h: Lines<'m, 'a>,
     ) -> impl Iterator<Item = Result<&'a str, HeaderError>> + 'm {

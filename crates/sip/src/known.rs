@@ -16,7 +16,7 @@ use crate::header::{
 };
 use crate::message::{Header, HeaderName, Message};
 use crate::parse::{parse, ParseError};
-use crate::scan::{Elements, Resume};
+use crate::scan::{Elements, Kind, Resume};
 use crate::text::trim_lws;
 use crate::uri::Uri;
 use std::ops::Deref;
@@ -156,7 +156,10 @@ pub(crate) struct First<'a, T> {
 }
 
 impl<'a, T> First<'a, T> {
-    fn read(mut it: Elements<'_, 'a, T>, uri: impl Fn(&T) -> bool) -> First<'a, T> {
+    fn read<L: Kind<'a, Item = T>>(
+        mut it: Elements<'_, 'a, L>,
+        uri: impl Fn(&T) -> bool,
+    ) -> First<'a, T> {
         let item = it.next();
         First {
             uri_ok: matches!(&item, Some(Ok(t)) if uri(t)) || !matches!(item, Some(Ok(_))),

@@ -2,7 +2,7 @@
 //! datagram, or a frame cut by [`frame_len`] from a TCP stream).
 
 use crate::message::{Header, HeaderName, Message, Method, StartLine};
-use crate::simd::{find, find2, find_or_space};
+use crate::simd::{ascii, find, find2, find_or_space};
 use crate::swar::lower_eq;
 use crate::text::{all_digits, is_token, parse_u64, run_while, trim_lws, TOKEN};
 use memchr::memchr;
@@ -60,11 +60,17 @@ pub enum FrameError {
 pub fn parse(bytes: &[u8], stream: bool) -> Result<Message<'_>, ParseError> {
     let b = bytes;
     let n = b.len();
-    // One UTF-8 check for everything; with a binary body only the valid
-    // prefix is text, and a header reaching past it is refused below.
-    let text = match std::str::from_utf8(b) {
-        Ok(t) => t,
-        Err(e) => std::str::from_utf8(&b[..e.valid_up_to()]).map_err(|_| ParseError::NotText)?,
+    // One text check for everything: the ASCII test, and the UTF-8 check
+    // only when that fails; with a binary body only the valid prefix is
+    // text, and a header reaching past it is refused below.
+    let text = match ascii(b) {
+        Some(t) => t,
+        None => match std::str::from_utf8(b) {
+            Ok(t) => t,
+            Err(e) => {
+                std::str::from_utf8(&b[..e.valid_up_to()]).map_err(|_| ParseError::NotText)?
+            }
+        },
     };
     let utf8 = |from: usize, to: usize| text.get(from..to).ok_or(ParseError::NotText);
     let mut pos = skip_crlfs(b);

@@ -21,6 +21,7 @@ use crate::simd::{find_or_space, value_end};
 use crate::swar::lower_eq;
 use crate::text::{is_lws, is_token, run_while, split_commas, LWS, TOKEN};
 use crate::uri::{parse_ip_loose, scan_host};
+use std::marker::PhantomData;
 
 /// Skip LWS (folds included) from `i`.
 #[inline]
@@ -412,16 +413,26 @@ pub(crate) fn single_name_addr(s: &str) -> Option<NameAddr<'_>> {
     whole(s, name_addr(s, 0))
 }
 
+/// One list header's elements: the header's name, the single-pass
+/// scanner for the usual shapes and the general parser for the rest. A
+/// zero-sized type per header, so that [`Elements`] calls both directly
+/// (and may inline them) wherever its walk is compiled, rather than
+/// through function pointers where LLVM keeps `next` out of line.
+pub(crate) trait Kind<'a> {
+    type Item;
+    const NAME: HeaderName<'static>;
+    fn fast(s: &'a str, i: usize) -> Option<(Self::Item, Stop)>;
+    fn slow(s: &'a str) -> Result<Self::Item, HeaderError>;
+}
+
 /// Every element of every line of one header, in order. Each element is
-/// first offered to the single-pass scanner `fast`; if it declines, the
-/// element is cut by the general comma splitter and read by `slow`, so the
-/// answers (and errors) are those of the general parsers.
-pub(crate) struct Elements<'m, 'a, T> {
+/// first offered to the single-pass scanner `K::fast`; if it declines, the
+/// element is cut by the general comma splitter and read by `K::slow`, so
+/// the answers (and errors) are those of the general parsers.
+pub(crate) struct Elements<'m, 'a, K> {
     lines: &'m [Header<'a>],
-    name: HeaderName<'m>,
     at: Resume<'a>,
-    fast: fn(&'a str, usize) -> Option<(T, Stop)>,
-    slow: fn(&'a str) -> Result<T, HeaderError>,
+    kind: PhantomData<K>,
 }
 
 /// Where an [`Elements`] walk stands: the next line to look at, the line
@@ -434,19 +445,12 @@ pub(crate) struct Resume<'a> {
     pos: usize,
 }
 
-impl<'m, 'a, T> Elements<'m, 'a, T> {
-    pub(crate) fn new(
-        lines: &'m [Header<'a>],
-        name: HeaderName<'m>,
-        fast: fn(&'a str, usize) -> Option<(T, Stop)>,
-        slow: fn(&'a str) -> Result<T, HeaderError>,
-    ) -> Self {
+impl<'m, 'a, K: Kind<'a>> Elements<'m, 'a, K> {
+    pub(crate) fn new(lines: &'m [Header<'a>]) -> Self {
         Elements {
             lines,
-            name,
             at: Resume::default(),
-            fast,
-            slow,
+            kind: PhantomData,
         }
     }
 
@@ -462,12 +466,11 @@ impl<'m, 'a, T> Elements<'m, 'a, T> {
     }
 }
 
-impl<'a, T> Iterator for Elements<'_, 'a, T> {
-    type Item = Result<T, HeaderError>;
+impl<'a, K: Kind<'a>> Iterator for Elements<'_, 'a, K> {
+    type Item = Result<K::Item, HeaderError>;
 
-    // Inlined where the walk is built, so that the scanner (a constant
-    // function pointer there) is called directly and its element built in
-    // place, not returned through memory.
+    // Inlined where the walk is built, so that the scanner's element is
+    // built in place, not returned through memory.
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         loop {
@@ -481,7 +484,7 @@ impl<'a, T> Iterator for Elements<'_, 'a, T> {
                 loop {
                     let h = self.lines.get(self.at.next_line)?;
                     self.at.next_line += 1;
-                    if h.name == self.name {
+                    if h.name == K::NAME {
                         self.at.line = h.value;
                         self.at.pos = 0;
                         break;
@@ -489,7 +492,7 @@ impl<'a, T> Iterator for Elements<'_, 'a, T> {
                 }
                 continue;
             }
-            if let Some((t, stop)) = (self.fast)(line, i) {
+            if let Some((t, stop)) = K::fast(line, i) {
                 self.at.pos = stop.next + 1;
                 return Some(Ok(t));
             }
@@ -500,7 +503,7 @@ impl<'a, T> Iterator for Elements<'_, 'a, T> {
             let mut parts = split_commas(rest);
             let elem = parts.next().unwrap_or("");
             self.at.pos = i + parts.consumed();
-            return Some((self.slow)(elem));
+            return Some(K::slow(elem));
         }
     }
 }

@@ -435,6 +435,19 @@ impl<'a> Host<'a> {
     }
 }
 
+/// Where [`Uri::walk`] found the parts of a URI: byte ranges and starts
+/// in its text.
+struct Walk {
+    scheme_end: usize,
+    user: Option<(usize, usize)>,
+    host: (usize, usize),
+    port: Option<u16>,
+    /// Empty when there are none.
+    params: (usize, usize),
+    /// Where the headers after `?` start.
+    headers: Option<usize>,
+}
+
 /// A parsed URI. For `sip:`/`sips:` every field is filled; for other schemes
 /// only `scheme` is meaningful.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -474,9 +487,9 @@ impl<'a> Uri<'a> {
     /// ask only this, for up to half a dozen URIs per message.
     #[inline]
     pub(crate) fn verdict(s: &str) -> Option<(bool, bool)> {
-        match Uri::scan(s) {
-            // The scanner takes only `sip:` and `sips:` URIs.
-            Some(u) => Some((true, u.headers.is_some())),
+        match Uri::walk(s.as_bytes()) {
+            // The walk takes only `sip:` and `sips:` URIs.
+            Some(w) => Some((true, w.headers.is_some())),
             None => Uri::parse_general(s)
                 .ok()
                 .map(|u| (u.is_sip(), u.headers.is_some())),
@@ -489,13 +502,42 @@ impl<'a> Uri<'a> {
         Uri::verdict(s).is_some()
     }
 
-    /// One forward pass over a `sip:`/`sips:` URI with a name or IPv4 host:
-    /// scheme, userinfo, host, port, parameters and headers are each
-    /// checked as the walk reaches them. `None` when the URI is anything
-    /// else or is not valid; [`Uri::parse_general`] then decides.
+    /// One forward pass over a `sip:`/`sips:` URI with a name or IPv4 host
+    /// ([`Uri::walk`]), with the parts cut out where it found them. `None`
+    /// when the URI is anything else or is not valid;
+    /// [`Uri::parse_general`] then decides.
     #[inline(always)]
     pub(crate) fn scan(s: &'a str) -> Option<Uri<'a>> {
-        let b = s.as_bytes();
+        let w = Uri::walk(s.as_bytes())?;
+        let part = |(from, to): (usize, usize)| s.get(from..to);
+        Some(Uri {
+            scheme: s.get(..w.scheme_end)?,
+            user: match w.user {
+                Some(u) => Some(part(u)?),
+                None => None,
+            },
+            host: part(w.host)?,
+            port: w.port,
+            params: if w.params.1 > w.params.0 {
+                Params::from_checked(part(w.params)?)
+            } else {
+                Params::default()
+            },
+            headers: match w.headers {
+                Some(h) => Some(s.get(h..)?),
+                None => None,
+            },
+            raw: s,
+        })
+    }
+
+    /// The walk of [`Uri::scan`]: scheme, userinfo, host, port, parameters
+    /// and headers are each checked as it reaches them, and only where
+    /// they lie is kept. Every byte it accepts is ASCII, so each of those
+    /// places is a character boundary and cutting there cannot fail: a
+    /// verdict needs the walk alone.
+    #[inline(always)]
+    fn walk(b: &[u8]) -> Option<Walk> {
         let sip = match b.get(..4)? {
             [s0, i0, p0, b':'] if [*s0 | 0x20, *i0 | 0x20, *p0 | 0x20] == *b"sip" => 4,
             [s0, i0, p0, s1] if [*s0 | 0x20, *i0 | 0x20, *p0 | 0x20, *s1 | 0x20] == *b"sips" => {
@@ -506,16 +548,7 @@ impl<'a> Uri<'a> {
             }
             _ => return None,
         };
-        let scheme = s.get(..sip - 1)?;
-        let mut uri = Uri {
-            scheme,
-            user: None,
-            host: "",
-            port: None,
-            params: Params::default(),
-            headers: None,
-            raw: s,
-        };
+        let mut user = None;
         // Walk what may be userinfo (user, then password after the first
         // ':'); an '@' ends it. Stopping anywhere else means there is none
         // (a later '@' would make the rest of the scan fail, since no part
@@ -539,7 +572,7 @@ impl<'a> Uri<'a> {
                         if user_end == sip {
                             return None;
                         }
-                        uri.user = Some(s.get(sip..user_end)?);
+                        user = Some((sip, user_end));
                         break;
                     }
                     Some(b':') if class == USER => {
@@ -555,10 +588,11 @@ impl<'a> Uri<'a> {
                 }
             }
         }
-        i = if uri.user.is_some() { i + 1 } else { sip };
+        i = if user.is_some() { i + 1 } else { sip };
         let h = i;
         i = scan_host(b, h)?;
-        uri.host = s.get(h..i)?;
+        let host = (h, i);
+        let mut port = None;
         if b.get(i) == Some(&b':') {
             let ps = i + 1;
             let mut n = 0u32;
@@ -573,7 +607,7 @@ impl<'a> Uri<'a> {
             if i == ps {
                 return None;
             }
-            uri.port = Some(n as u16);
+            port = Some(n as u16);
         }
         let ps = i;
         while b.get(i) == Some(&b';') {
@@ -595,22 +629,27 @@ impl<'a> Uri<'a> {
                 }
             }
         }
-        if i > ps {
-            uri.params = Params::from_checked(s.get(ps..i)?);
-        }
-        match b.get(i) {
-            None => Some(uri),
+        let params = (ps, i);
+        let headers = match b.get(i) {
+            None => None,
             Some(b'?') => {
                 let hs = i + 1;
                 let mut j = hs;
                 while j < b.len() {
                     j = class_step(b, j, HEADER)?;
                 }
-                uri.headers = Some(s.get(hs..)?);
-                Some(uri)
+                Some(hs)
             }
-            Some(_) => None,
-        }
+            Some(_) => return None,
+        };
+        Some(Walk {
+            scheme_end: sip - 1,
+            user,
+            host,
+            port,
+            params,
+            headers,
+        })
     }
 
     /// The general parser: every scheme, IPv6 references, and the exact
@@ -737,6 +776,23 @@ mod tests {
         ) {
             let b = s.as_bytes();
             prop_assert_eq!(scan_host(b, at), scan_host_general(b, at), "{}", s);
+        }
+
+        #[test]
+        fn verdicts_are_those_of_the_general_parser(
+            s in "(sip|SIPS|tel|sipx)?:?([a-z0-9%;:._-]{0,8}@)?[a-z0-9.\\[\\]:_-]{0,20}(:[0-9]{0,6})?(;[a-z=0-9%]{0,6}){0,3}(\\?[a-z=&0-9]{0,6})?",
+        ) {
+            let general = Uri::parse_general(&s).ok();
+            prop_assert_eq!(
+                Uri::verdict(&s),
+                general.as_ref().map(|u| (u.is_sip(), u.headers.is_some())),
+                "{}", s
+            );
+            // The walk takes exactly what the scan cuts into parts.
+            prop_assert_eq!(Uri::walk(s.as_bytes()).is_some(), Uri::scan(&s).is_some());
+            if let Some(u) = Uri::scan(&s) {
+                prop_assert_eq!(Some(u), general, "{}", s);
+            }
         }
 
         #[test]

@@ -146,6 +146,10 @@ fn line_start(buf: &mut Vec<u8>, name: &str) {
     buf.extend_from_slice(b": ");
 }
 
+// Always inlined into each writer's `header`, where it is all the work:
+// with the crate compiled as one unit LLVM otherwise keeps it a call,
+// which costs 7% more instructions per request written (callgrind).
+#[inline(always)]
 fn line(buf: &mut Vec<u8>, name: &str, value: &str) {
     line_start(buf, name);
     buf.extend_from_slice(value.as_bytes());
