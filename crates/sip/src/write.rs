@@ -77,12 +77,14 @@ impl<'b> ResponseWriter<'b> {
     }
 
     /// Append a header line.
+    #[inline]
     pub fn header(self, name: HeaderName<'_>, value: &str) -> Self {
         line(self.buf, name.as_str(), value);
         self
     }
 
     /// Append a header line whose value is written by `f` (no temporary String).
+    #[inline]
     pub fn header_with(self, name: HeaderName<'_>, f: impl FnOnce(&mut Vec<u8>)) -> Self {
         line_start(self.buf, name.as_str());
         f(self.buf);
@@ -117,12 +119,14 @@ impl<'b> RequestWriter<'b> {
     }
 
     /// Append a header line.
+    #[inline]
     pub fn header(self, name: HeaderName<'_>, value: &str) -> Self {
         line(self.buf, name.as_str(), value);
         self
     }
 
     /// Append a header line whose value is written by `f`.
+    #[inline]
     pub fn header_with(self, name: HeaderName<'_>, f: impl FnOnce(&mut Vec<u8>)) -> Self {
         line_start(self.buf, name.as_str());
         f(self.buf);

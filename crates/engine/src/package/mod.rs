@@ -192,9 +192,16 @@ impl Packages {
 
     /// The package with this name (case-insensitive) and its limits.
     pub fn get(&self, name: &str) -> Option<(&dyn EventPackage, ExpiresLimits)> {
+        // Subscriptions keep the package's own `name()`: the same pointer
+        // settles it without comparing text on every NOTIFY.
         self.list
             .iter()
-            .find(|(p, _)| p.name().eq_ignore_ascii_case(name))
+            .find(|(p, _)| std::ptr::eq(p.name(), name))
+            .or_else(|| {
+                self.list
+                    .iter()
+                    .find(|(p, _)| p.name().eq_ignore_ascii_case(name))
+            })
             .map(|(p, l)| (p.as_ref(), *l))
     }
 
