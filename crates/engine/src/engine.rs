@@ -10,6 +10,7 @@
 //! carries a CSeq the store has not kept.
 
 use crate::config::Config;
+use crate::expiry::{Expiries, Expiry};
 use crate::net::{ConnId, Source, Transmit, Transport};
 use crate::package::{PackageCx, Packages, PubState, Reject, Rendered, ResourceView, SubData};
 use crate::rng::Rng;
@@ -33,13 +34,6 @@ use tracing::debug;
 const RESYNC_WINDOW: u64 = 5 * 60 * 1000;
 
 pub(crate) const ALLOW: &str = "OPTIONS, SUBSCRIBE, PUBLISH";
-
-/// Something that expires on the clock.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Expiry {
-    Publication(String),
-    Subscription(SubKey),
-}
 
 /// A live publication.
 pub(crate) struct Publication {
@@ -80,7 +74,7 @@ pub struct Engine {
     /// ETag → publication id.
     pub(crate) etags: HashMap<String, String, ahash::RandomState>,
     pub(crate) subs: Subscriptions,
-    pub(crate) expiries: BTreeSet<(Time, Expiry)>,
+    pub(crate) expiries: Expiries,
     pub(crate) order: u64,
     /// Live subscriptions per source address (for the per-source quota).
     pub(crate) per_source: HashMap<IpAddr, usize, ahash::RandomState>,
@@ -122,7 +116,7 @@ impl Engine {
             pubs: HashMap::default(),
             etags: HashMap::default(),
             subs: Subscriptions::default(),
-            expiries: BTreeSet::new(),
+            expiries: Expiries::default(),
             order: 0,
             per_source: HashMap::default(),
             live_subs: 0,
@@ -174,8 +168,9 @@ impl Engine {
             let package = pkg.name();
             let order = self.next_order();
             let resource = self.intern(&rec.resource);
+            let source = self.subs.compact(rec.source);
             self.insert_subscription(Subscription::from_record(
-                rec, package, resource, data, order,
+                rec, source, package, resource, data, order,
             ));
         }
         // Prime the shared-state caches so the first change after the restart
@@ -316,7 +311,7 @@ impl Engine {
         [
             self.server_tx.next_timeout(),
             self.client_tx.next_timeout(),
-            self.expiries.first().map(|(t, _)| *t),
+            self.expiries.first(),
         ]
         .into_iter()
         .flatten()
@@ -378,6 +373,11 @@ impl Engine {
     }
 
     fn end(&mut self) {
+        // After every input, so `next_timeout` never names the instant of
+        // an expiry the input made stale.
+        let subs = &self.subs;
+        self.expiries
+            .prune(self.live_subs, |at, key| subs.live_until(key, at));
         let barrier = if self.ops.is_empty() {
             self.last_seq
         } else {
@@ -573,13 +573,7 @@ impl Engine {
     // ---- expiry ----
 
     fn expire(&mut self, now: Time) {
-        while let Some((at, _)) = self.expiries.first() {
-            if *at > now {
-                break;
-            }
-            let Some((_, what)) = self.expiries.pop_first() else {
-                break;
-            };
+        while let Some((at, what)) = self.expiries.pop_due(now) {
             match what {
                 Expiry::Publication(id) => {
                     if let Some(resource) = self.remove_publication(&id) {
@@ -587,10 +581,11 @@ impl Engine {
                         self.resource_changed(now, &resource);
                     }
                 }
-                Expiry::Subscription(key) => {
+                Expiry::Subscription(key) if self.subs.live_until(key, at) => {
                     debug!(id = ?self.subs.get(key).map(|s| s.id()), "subscription expired");
                     self.end_subscription(now, key, "timeout");
                 }
+                Expiry::Subscription(_) => {} // refreshed or ended since
             }
         }
     }
@@ -622,7 +617,7 @@ impl Engine {
         res.pubs.insert(p.rec.id.clone());
         self.etags.insert(p.rec.etag.clone(), p.rec.id.clone());
         self.expiries
-            .insert((p.rec.expires_at, Expiry::Publication(p.rec.id.clone())));
+            .add_publication(p.rec.expires_at, p.rec.id.clone());
         self.pubs.insert(p.rec.id.clone(), p);
     }
 
@@ -631,7 +626,7 @@ impl Engine {
         let p = self.pubs.remove(id)?;
         self.etags.remove(&p.rec.etag);
         self.expiries
-            .remove(&(p.rec.expires_at, Expiry::Publication(id.to_string())));
+            .remove_publication(p.rec.expires_at, id.to_string());
         self.write(StoreOp::DeletePublication(id.to_string()));
         if let Some(res) = self.resources.get_mut(p.rec.resource.as_str()) {
             res.pubs.remove(id);
@@ -646,8 +641,7 @@ impl Engine {
         if let Some(res) = self.resources.get_mut(&name) {
             res.subs.insert(key);
         }
-        self.expiries
-            .insert((expires_at, Expiry::Subscription(key)));
+        self.expiries.add_subscription(expires_at, key);
         *self.per_source.entry(ip).or_default() += 1;
         self.live_subs += 1;
         key

@@ -100,7 +100,7 @@ impl Engine {
         self.subs
             .iter()
             .filter(|(_, s)| s.ending.is_none())
-            .map(|(_, s)| s.to_record())
+            .map(|(_, s)| s.to_record(self.subs.source(&s.source)))
     }
 
     /// Live subscriptions (all packages) on one line.
@@ -116,7 +116,7 @@ impl Engine {
         r.subs
             .iter()
             .filter_map(|k| self.subs.get(*k))
-            .map(|s| s.to_record())
+            .map(|s| s.to_record(self.subs.source(&s.source)))
             .collect()
     }
 

@@ -25,6 +25,7 @@
 pub mod admin;
 pub mod config;
 mod engine;
+mod expiry;
 pub mod inspect;
 pub mod net;
 pub mod package;

@@ -2,7 +2,7 @@
 //! Each successful PUBLISH gets a fresh ETag that is never handed out again;
 //! the publication keeps a stable id so the store can follow it across them.
 
-use crate::engine::{canonical_resource, Engine, Expiry, Publication, Req};
+use crate::engine::{canonical_resource, Engine, Publication, Req};
 use crate::package::Reject;
 use crate::store::{PublicationRecord, StoreOp};
 use sip::HeaderName;
@@ -121,7 +121,7 @@ impl Engine {
         let Some(p) = self.pubs.get_mut(&id) else {
             return Err(precondition());
         };
-        let old_expiry = (p.rec.expires_at, Expiry::Publication(id.clone()));
+        let old_expiry = p.rec.expires_at;
         let old_etag = std::mem::replace(&mut p.rec.etag, etag.clone());
         p.rec.expires_at = now.plus_secs(granted.into());
         if let (Some(state), Some(order)) = (new_state, order) {
@@ -133,9 +133,8 @@ impl Engine {
         let rec = p.rec.clone();
         self.etags.remove(&old_etag);
         self.etags.insert(etag.clone(), id.clone());
-        self.expiries.remove(&old_expiry);
-        self.expiries
-            .insert((rec.expires_at, Expiry::Publication(id)));
+        self.expiries.remove_publication(old_expiry, id.clone());
+        self.expiries.add_publication(rec.expires_at, id);
         self.write(StoreOp::PutPublication(rec));
         self.ok(cx, &etag, granted);
         // A refresh changes no state, so this notifies nobody; a modify

@@ -3,8 +3,8 @@
 //! the latest state (changes made while one is in flight are coalesced into
 //! the next).
 
-use crate::engine::{canonical_resource, Engine, Expiry, NotifyCtx, Req};
-use crate::net::{Transmit, Transport};
+use crate::engine::{canonical_resource, Engine, NotifyCtx, Req};
+use crate::net::{Source, Transmit, Transport};
 use crate::package::{Reject, Rendered};
 use crate::store::StoreOp;
 use crate::subscription::{sub_id, DialogText, SubKey, Subscription, CSEQ_BLOCK};
@@ -99,21 +99,23 @@ impl Engine {
                 return Ok(());
             }
             let granted = requested.min(limits.max);
+            let source = self.subs.compact(cx.from);
             let Some(s) = self.subs.get_mut(key) else {
                 return Err(Reject::new(481, "Subscription Does Not Exist"));
             };
-            let old = (s.expires_at, Expiry::Subscription(key));
+            let old = s.expires_at;
             s.expires_at = now.plus_secs(granted.into());
             s.remote_cseq = cseq.seq;
-            s.source = cx.from;
+            s.source = source;
             if let Some(c) = &contact {
                 s.set_remote_target(c.uri);
             }
-            let new = (s.expires_at, Expiry::Subscription(key));
-            let rec = s.to_record();
+            let new = s.expires_at;
+            let rec = s.to_record(cx.from);
             self.write(StoreOp::PutSubscription(rec));
-            self.expiries.remove(&old);
-            self.expiries.insert(new);
+            if new != old {
+                self.expiries.add_subscription(new, key);
+            }
             let headers = [
                 (HeaderName::Expires, granted.to_string()),
                 (HeaderName::Contact, our_contact),
@@ -176,6 +178,7 @@ impl Engine {
         };
         let resource_name = self.intern(&resource);
         let expires_at = now.plus_secs(granted.into());
+        let source = self.subs.compact(cx.from);
         let mut sub = Subscription::new(
             dialog,
             package,
@@ -184,7 +187,7 @@ impl Engine {
             cseq.seq,
             now,
             expires_at,
-            cx.from,
+            source,
             data,
             order,
         );
@@ -207,7 +210,7 @@ impl Engine {
             return Ok(());
         }
         self.refresh_shared_cache(&resource);
-        self.write(StoreOp::PutSubscription(sub.to_record()));
+        self.write(StoreOp::PutSubscription(sub.to_record(cx.from)));
         let key = self.insert_subscription(sub);
         let headers = [
             (HeaderName::Expires, granted.to_string()),
@@ -254,8 +257,6 @@ impl Engine {
         let resource = s.resource.to_string();
         let source = s.source.remote.ip();
         let id = s.id().to_string();
-        self.expiries
-            .remove(&(s.expires_at, Expiry::Subscription(key)));
         self.uncount_subscription(source);
         if let Some(res) = self.resources.get_mut(resource.as_str()) {
             res.subs.remove(&key);
@@ -344,6 +345,7 @@ impl Engine {
     pub(crate) fn send_notify(&mut self, now: Time, key: SubKey) {
         let Some(s) = self.subs.get(key) else { return };
         let pkg = self.packages.get(s.package).map(|(p, _)| p);
+        let source = self.subs.source(&s.source);
         // Shared state is rendered once per change; its NOTIFYs share it.
         let rendered: Arc<Rendered> = match pkg {
             Some(p) if p.shared_state() => self
@@ -379,7 +381,7 @@ impl Engine {
                 push_u64(&mut state, now.secs_until(s.expires_at));
             }
         }
-        let t = build_notify(s, branch, &state, &rendered);
+        let t = build_notify(s, source, branch, &state, &rendered);
         // A NOTIFY leaves only once its CSeq is covered by the stored
         // reservation, so a restart goes on above it in the watcher's dialog.
         if terminal.is_none() {
@@ -524,7 +526,13 @@ fn parsed_uri_addr(uri: &str) -> Option<(SocketAddr, Option<Transport>)> {
 
 /// A NOTIFY in the subscription's dialog (RFC 3261 §12.2.1.1 for the
 /// Request-URI and Route set).
-fn build_notify(rec: &Subscription, branch: Branch, state: &[u8], rendered: &Rendered) -> Transmit {
+fn build_notify(
+    rec: &Subscription,
+    source: Source,
+    branch: Branch,
+    state: &[u8],
+    rendered: &Rendered,
+) -> Transmit {
     // A first route without `lr` is a strict router: it goes in the
     // Request-URI and the remote target goes last in Route.
     let strict = rec
@@ -549,15 +557,15 @@ fn build_notify(rec: &Subscription, branch: Branch, state: &[u8], rendered: &Ren
     // Over TCP the NOTIFY reuses the subscriber's connection; a next hop we
     // cannot read as an address falls back to where the SUBSCRIBE came from.
     let (remote, transport) = match uri_addr(next_hop) {
-        Some((addr, t)) => (addr, t.unwrap_or(rec.source.transport)),
-        None => (rec.source.remote, rec.source.transport),
+        Some((addr, t)) => (addr, t.unwrap_or(source.transport)),
+        None => (source.remote, source.transport),
     };
-    let conn = if transport == rec.source.transport {
-        rec.source.conn
+    let conn = if transport == source.transport {
+        source.conn
     } else {
         None
     };
-    let local = rec.source.local;
+    let local = source.local;
 
     let mut buf = Vec::with_capacity(640);
     let mut w = RequestWriter::new(&mut buf, Method::Notify, request_uri)

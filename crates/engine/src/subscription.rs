@@ -4,13 +4,14 @@
 //! the lines and the NOTIFY transactions hold eight bytes each instead of a
 //! copy of the id. A line of 100k watchers is what this saves memory for.
 
-use crate::net::Source;
+use crate::net::{ConnId, Source, Transport};
 use crate::package::SubData;
 use crate::store::SubscriptionRecord;
 use crate::time::Time;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// A subscription's handle: a slot and that slot's generation, so a handle
@@ -19,7 +20,7 @@ use std::sync::Arc;
 pub struct SubKey(u64);
 
 impl SubKey {
-    fn new(slot: u32, gen: u32) -> SubKey {
+    pub(crate) fn new(slot: u32, gen: u32) -> SubKey {
         SubKey(u64::from(gen) << 32 | u64::from(slot))
     }
     fn slot(self) -> usize {
@@ -72,6 +73,17 @@ pub(crate) struct DialogText<'a> {
 /// NOTIFYs instead of on each.
 pub(crate) const CSEQ_BLOCK: u32 = 1000;
 
+/// Where a subscription's requests come from: a [`Source`] with the
+/// listener's address as an index into [`Subscriptions`]' few listeners,
+/// which saves a socket address (32 bytes) in every subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SubSource {
+    pub(crate) transport: Transport,
+    pub(crate) remote: SocketAddr,
+    pub(crate) conn: Option<ConnId>,
+    local: u32,
+}
+
 /// A subscription: live, or ending (its final NOTIFY still to be sent).
 ///
 /// Its strings live end to end in one allocation: the id (which is itself
@@ -93,7 +105,7 @@ pub(crate) struct Subscription {
     pub(crate) expires_at: Time,
     pub(crate) changed_at: Time,
     pub(crate) last_notify_at: Time,
-    pub(crate) source: Source,
+    pub(crate) source: SubSource,
     pub(crate) data: SubData,
     /// Tie-breaker among claims made in the same millisecond.
     pub(crate) order: u64,
@@ -151,7 +163,7 @@ impl Subscription {
         remote_cseq: u32,
         now: Time,
         expires_at: Time,
-        source: Source,
+        source: SubSource,
         data: SubData,
         order: u64,
     ) -> Subscription {
@@ -227,9 +239,10 @@ impl Subscription {
         self.text = t.into_boxed_str();
     }
 
-    /// From a stored record (`package` and `resource` already interned).
+    /// From a stored record (`source`, `package` and `resource` already interned).
     pub(crate) fn from_record(
         rec: SubscriptionRecord,
+        source: SubSource,
         package: &'static str,
         resource: Arc<str>,
         data: SubData,
@@ -254,7 +267,7 @@ impl Subscription {
             rec.remote_cseq,
             rec.changed_at,
             rec.expires_at,
-            rec.source,
+            source,
             data,
             order,
         );
@@ -266,8 +279,9 @@ impl Subscription {
         s
     }
 
-    /// The record the store keeps.
-    pub(crate) fn to_record(&self) -> SubscriptionRecord {
+    /// The record the store keeps; `source` is the subscription's, whole
+    /// (see [`Subscriptions::source`]).
+    pub(crate) fn to_record(&self, source: Source) -> SubscriptionRecord {
         SubscriptionRecord {
             id: self.id().to_string(),
             package: self.package.to_string(),
@@ -287,7 +301,7 @@ impl Subscription {
             expires_at: self.expires_at,
             changed_at: self.changed_at,
             state: serde_json::to_string(&self.data).unwrap_or_default(),
-            source: self.source,
+            source,
         }
     }
 }
@@ -311,6 +325,9 @@ pub(crate) struct Subscriptions {
     /// up there either).
     by_hash: HashMap<u64, SubKey>,
     collisions: HashMap<Box<str>, SubKey>,
+    /// The listeners subscriptions came in on, each once (a shell has a
+    /// few sockets; the table only grows with them).
+    listeners: Vec<SocketAddr>,
 }
 
 fn id_hash(id: &str) -> u64 {
@@ -320,6 +337,38 @@ fn id_hash(id: &str) -> u64 {
 }
 
 impl Subscriptions {
+    /// `source` as a subscription keeps it.
+    pub(crate) fn compact(&mut self, source: Source) -> SubSource {
+        let i = match self.listeners.iter().position(|l| *l == source.local) {
+            Some(i) => i,
+            None => {
+                self.listeners.push(source.local);
+                self.listeners.len() - 1
+            }
+        };
+        SubSource {
+            transport: source.transport,
+            remote: source.remote,
+            conn: source.conn,
+            local: u32::try_from(i).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// A subscription's source, whole again.
+    pub(crate) fn source(&self, s: &SubSource) -> Source {
+        Source {
+            transport: s.transport,
+            // Every index came from `compact`; the fallback keeps this total.
+            local: self
+                .listeners
+                .get(s.local as usize)
+                .copied()
+                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
+            remote: s.remote,
+            conn: s.conn,
+        }
+    }
+
     fn slot(&self, i: usize) -> Option<&Slot> {
         self.chunks.get(i / CHUNK)?.get(i % CHUNK)
     }
@@ -388,6 +437,13 @@ impl Subscriptions {
         s.sub.as_mut()
     }
 
+    /// Whether the subscription is live (not ending) and expires at `at`:
+    /// its entry on the clock still holds.
+    pub(crate) fn live_until(&self, key: SubKey, at: Time) -> bool {
+        self.get(key)
+            .is_some_and(|s| s.ending.is_none() && s.expires_at == at)
+    }
+
     pub(crate) fn remove(&mut self, key: SubKey) -> Option<Subscription> {
         let slot = self.slot_mut(key.slot())?;
         if slot.gen != key.gen() {
@@ -433,6 +489,10 @@ mod tests {
     use crate::net::Transport;
 
     fn sub(call_id: &str) -> Subscription {
+        sub_in(&mut Subscriptions::default(), call_id)
+    }
+
+    fn sub_in(subs: &mut Subscriptions, call_id: &str) -> Subscription {
         let rec = SubscriptionRecord {
             id: String::new(),
             package: "call-info".into(),
@@ -459,7 +519,8 @@ mod tests {
                 conn: None,
             },
         };
-        Subscription::from_record(rec, "call-info", "sip:a@b".into(), SubData::None, 0)
+        let source = subs.compact(rec.source);
+        Subscription::from_record(rec, source, "call-info", "sip:a@b".into(), SubData::None, 0)
     }
 
     fn id(call_id: &str) -> String {
@@ -483,8 +544,9 @@ mod tests {
 
     #[test]
     fn record_round_trip_and_packed_texts() {
-        let mut s = sub("x");
-        let rec = s.to_record();
+        let mut subs = Subscriptions::default();
+        let mut s = sub_in(&mut subs, "x");
+        let rec = s.to_record(subs.source(&s.source));
         assert_eq!(rec.id, id("x"));
         assert_eq!(rec.local_tag, "l");
         assert_eq!(rec.remote_tag, "r");
@@ -492,9 +554,16 @@ mod tests {
         assert_eq!(rec.remote_uri, "sip:w@b");
         assert_eq!(rec.remote_target, "sip:w@127.0.0.1");
         assert_eq!(rec.event_id, None);
-        let back =
-            Subscription::from_record(rec.clone(), "call-info", "sip:a@b".into(), SubData::None, 0);
-        assert_eq!(back.to_record(), rec);
+        let source = subs.compact(rec.source);
+        let back = Subscription::from_record(
+            rec.clone(),
+            source,
+            "call-info",
+            "sip:a@b".into(),
+            SubData::None,
+            0,
+        );
+        assert_eq!(back.to_record(subs.source(&back.source)), rec);
         s.set_remote_target("sip:w@10.0.0.1:5070");
         assert_eq!(s.remote_target(), "sip:w@10.0.0.1:5070");
         assert_eq!(s.remote_uri(), "sip:w@b");
@@ -503,11 +572,47 @@ mod tests {
 
     #[test]
     fn event_id_is_kept() {
-        let mut rec = sub("y").to_record();
+        let mut subs = Subscriptions::default();
+        let y = sub_in(&mut subs, "y");
+        let mut rec = y.to_record(subs.source(&y.source));
         rec.event_id = Some("7".into());
-        let s = Subscription::from_record(rec, "call-info", "sip:a@b".into(), SubData::None, 0);
+        let source = subs.compact(rec.source);
+        let s =
+            Subscription::from_record(rec, source, "call-info", "sip:a@b".into(), SubData::None, 0);
         assert_eq!(s.event_id(), Some("7"));
         assert_eq!(s.id(), sub_id("y", "l", "r", "call-info", Some("7")));
+    }
+
+    #[test]
+    fn sources_keep_their_listener() {
+        let mut subs = Subscriptions::default();
+        let at = |local: &str, remote: &str, transport, conn| Source {
+            transport,
+            local: local.parse().unwrap(),
+            remote: remote.parse().unwrap(),
+            conn,
+        };
+        let sources = [
+            at("127.0.0.1:5060", "10.0.0.1:5070", Transport::Udp, None),
+            at(
+                "[::1]:5061",
+                "[2001:db8::1]:5070",
+                Transport::Tcp,
+                Some(ConnId(9)),
+            ),
+            at(
+                "127.0.0.1:5060",
+                "10.0.0.2:5071",
+                Transport::Tcp,
+                Some(ConnId(3)),
+            ),
+        ];
+        let kept: Vec<SubSource> = sources.iter().map(|s| subs.compact(*s)).collect();
+        for (s, k) in sources.iter().zip(&kept) {
+            assert_eq!(subs.source(k), *s);
+        }
+        assert_eq!(kept[0].local, kept[2].local, "one entry per listener");
+        assert_ne!(kept[0].local, kept[1].local);
     }
 
     #[test]

@@ -241,6 +241,42 @@ fn subscription_expires_with_final_notify() {
 }
 
 #[test]
+fn refreshed_subscription_expires_at_its_last_time_only() {
+    let mut h = Harness::new();
+    let mut w = Phone::new(7000);
+    let req = w.subscribe(LINE, "call-info", Some(120), "");
+    h.input(w.src(), &req);
+    let out = sent(h.take());
+    w.learn(&out[0]);
+    h.input(w.src(), &reply(&out[1], 200));
+    // Refreshed to a longer interval, then to a shorter one than that:
+    // neither the first expiry (120 s) nor the second (610 s) may end it.
+    for expires in [600, 300] {
+        h.advance(10_000);
+        let req = w.subscribe(LINE, "call-info", Some(expires), "");
+        h.input(w.src(), &req);
+        let out = sent(h.take());
+        assert_eq!(out[0].header("Expires").unwrap(), expires.to_string());
+        h.input(w.src(), &reply(&out[1], 200));
+    }
+    // Now at 20 s: it ends at 320 s, not at 120 s nor at 610 s.
+    let ends = h.now.plus_secs(300);
+    h.advance(100_000);
+    assert!(h.take().is_empty(), "not at its first expiry");
+    // Only the last expiry is on the clock (Timer J of the SUBSCRIBEs is over).
+    assert_eq!(h.engine.next_timeout(), Some(ends));
+    h.advance(ends - h.now - 1);
+    assert!(h.take().is_empty());
+    h.advance(1);
+    let n = sent(h.take());
+    assert_eq!(n.len(), 1);
+    assert_eq!(n[0].sub_state(), "terminated;reason=timeout");
+    h.input(w.src(), &reply(&n[0], 200));
+    assert!(h.store.subs.is_empty());
+    assert_eq!(h.engine.next_timeout(), None, "no stale expiry left");
+}
+
+#[test]
 fn expires_is_capped_and_checked() {
     let mut h = Harness::new();
     let mut w = Phone::new(7000);
