@@ -8,9 +8,8 @@ use crate::net::{ConnId, Source, Transport};
 use crate::package::SubData;
 use crate::store::SubscriptionRecord;
 use crate::time::Time;
-use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -323,17 +322,23 @@ pub(crate) struct Subscriptions {
     /// Hash of the id → key; the rare id whose hash is taken goes to
     /// `collisions` (a map with a random hasher, so crafted ids cannot pile
     /// up there either).
-    by_hash: HashMap<u64, SubKey>,
+    by_hash: HashMap<u64, SubKey, ahash::RandomState>,
     collisions: HashMap<Box<str>, SubKey>,
     /// The listeners subscriptions came in on, each once (a shell has a
     /// few sockets; the table only grows with them).
     listeners: Vec<SocketAddr>,
 }
 
+/// The id's hash, the same in every run (so runs replay exactly); an id
+/// crafted to collide only lands in `collisions`.
 fn id_hash(id: &str) -> u64 {
-    let mut h = DefaultHasher::new();
-    id.hash(&mut h);
-    h.finish()
+    const SEEDS: ahash::RandomState = ahash::RandomState::with_seeds(
+        0x243f_6a88_85a3_08d3,
+        0x1319_8a2e_0370_7344,
+        0xa409_3822_299f_31d0,
+        0x082e_fa98_ec4e_6c89,
+    );
+    SEEDS.hash_one(id)
 }
 
 impl Subscriptions {

@@ -24,7 +24,8 @@
 use crate::config::Timers;
 use crate::net::Transmit;
 use crate::time::Time;
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::Arc;
 
 /// The RFC 3261 magic cookie that marks a globally unique branch.
@@ -35,7 +36,7 @@ const MAGIC_COOKIE: &str = "z9hG4bK";
 /// number, so starting one costs no string, and a response's branch is
 /// read back with [`Branch::parse`]; a branch of any other shape is not
 /// ours and matches nothing (RFC 3261 §17.1.3 compares branches exactly).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Branch(pub u64);
 
 impl Branch {
@@ -370,8 +371,8 @@ struct ClientEntry<C> {
     interval_e: u64,
     /// Timer F.
     timer_f: Time,
-    /// The entry in the deadline map: the earliest of the timers above.
-    slot: (Time, u64),
+    /// Its entry in the deadline heap: the earliest of the timers above.
+    scheduled: Time,
 }
 
 impl<C> ClientEntry<C> {
@@ -385,7 +386,13 @@ impl<C> ClientEntry<C> {
 pub struct ClientTransactions<C> {
     timers: Timers,
     entries: HashMap<Branch, ClientEntry<C>, ahash::RandomState>,
-    deadlines: Deadlines<Branch>,
+    /// Deadlines, earliest on top. Nearly every NOTIFY is answered long
+    /// before its first timer, so an ended or rescheduled transaction does
+    /// not look for its entry here: the entry goes stale (its transaction
+    /// is gone or now scheduled at another time) and is dropped when it
+    /// reaches the top, or all at once when stale entries outnumber live
+    /// ones. A push costs far less than an ordered map's insert and remove.
+    deadlines: BinaryHeap<Reverse<(Time, Branch)>>,
 }
 
 impl<C: Clone> ClientTransactions<C> {
@@ -394,7 +401,7 @@ impl<C: Clone> ClientTransactions<C> {
         ClientTransactions {
             timers,
             entries: HashMap::default(),
-            deadlines: Deadlines::new(),
+            deadlines: BinaryHeap::new(),
         }
     }
     /// A request was just sent with this top-Via `branch`. Over UDP Timer E
@@ -402,9 +409,9 @@ impl<C: Clone> ClientTransactions<C> {
     /// Starting a branch that is still live replaces that transaction (its
     /// context is dropped unreported); branches are ours to keep unique.
     pub fn start(&mut self, now: Time, branch: Branch, request: Transmit, ctx: C) {
-        if let Some(old) = self.entries.remove(&branch) {
-            self.deadlines.remove(old.slot);
-        }
+        // A live branch being started again is replaced; its deadline
+        // goes stale unless it falls at the same instant, where it stands
+        // for the new one.
         let reliable = request.transport.reliable();
         // At least 1 ms, so a zero T1 can never make a timer fire again at
         // the instant it was set.
@@ -421,10 +428,13 @@ impl<C: Clone> ClientTransactions<C> {
             timer_e,
             interval_e,
             timer_f: now + sixty_four_t1(&self.timers),
-            slot: (now, 0),
+            scheduled: now,
         };
-        entry.slot = self.deadlines.insert(entry.due(), branch);
+        entry.scheduled = entry.due();
+        self.deadlines.push(Reverse((entry.scheduled, branch)));
         self.entries.insert(branch, entry);
+        self.prune();
+        self.compact();
     }
     /// A response arrived whose top Via has this branch. Returns `Final` for
     /// the first final response; provisional responses move the transaction
@@ -441,14 +451,18 @@ impl<C: Clone> ClientTransactions<C> {
         // Over UDP too the transaction ends here (no Timer K: see the
         // module doc); a retransmission of this final matches nothing.
         let entry = self.entries.remove(&branch)?;
-        self.deadlines.remove(entry.slot);
+        self.prune();
         let ctx = entry.ctx?;
         Some(ClientEvent::Final { ctx, code })
     }
     /// Fire due timers, appending retransmissions and time-outs to `out`.
     pub fn handle_timeout(&mut self, now: Time, out: &mut Vec<ClientEvent<C>>) {
-        while let Some(id) = self.deadlines.pop_due(now) {
-            let Some(entry) = self.entries.get_mut(&id) else {
+        while let Some(&Reverse((at, id))) = self.deadlines.peek() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop();
+            let Some(entry) = self.entries.get_mut(&id).filter(|e| e.scheduled == at) else {
                 continue;
             };
             // Timer F wins a tie with Timer E: no point resending a request
@@ -470,13 +484,33 @@ impl<C: Clone> ClientTransactions<C> {
                 // sends one copy rather than a burst of catch-up copies.
                 entry.timer_e = Some(now + entry.interval_e);
             }
-            entry.slot = self.deadlines.insert(entry.due(), id);
+            entry.scheduled = entry.due();
+            self.deadlines.push(Reverse((entry.scheduled, id)));
         }
+        self.prune();
         give_back(&mut self.entries);
     }
     /// The next deadline.
     pub fn next_timeout(&self) -> Option<Time> {
-        self.deadlines.first()
+        self.deadlines.peek().map(|&Reverse((at, _))| at)
+    }
+    /// Drop stale entries from the top, so [`Self::next_timeout`] is exact.
+    fn prune(&mut self) {
+        while let Some(&Reverse((at, id))) = self.deadlines.peek() {
+            if self.entries.get(&id).is_some_and(|e| e.scheduled == at) {
+                return;
+            }
+            self.deadlines.pop();
+        }
+    }
+    /// Rebuild the heap with live entries only once stale ones outnumber
+    /// them (amortised: at most once per as many pushes as are live).
+    fn compact(&mut self) {
+        if self.deadlines.len() > 2 * self.entries.len() + 1024 {
+            let entries = &self.entries;
+            self.deadlines
+                .retain(|&Reverse((at, id))| entries.get(&id).is_some_and(|e| e.scheduled == at));
+        }
     }
     /// Live transactions (waiting for a final response).
     pub fn len(&self) -> usize {
@@ -1142,6 +1176,37 @@ l: 0\r\n\r\n";
         let events = drive(&mut ct, at(1_000));
         assert_eq!(retransmit_times(&events), (1..64).collect::<Vec<_>>());
         assert!(ct.is_empty());
+    }
+
+    #[test]
+    fn answered_transactions_leave_no_pile_of_deadlines() {
+        let mut ct = ClientTransactions::new(Timers::default());
+        // One stays live throughout; 50 000 others are each answered at once.
+        ct.start(at(0), Branch(1), transmit(Transport::Tcp, b"N"), 0u32);
+        for i in 2..50_002u64 {
+            let t = if i % 2 == 0 {
+                Transport::Udp
+            } else {
+                Transport::Tcp
+            };
+            ct.start(at(i / 100), Branch(i), transmit(t, b"N"), 1);
+            assert_eq!(
+                ct.on_response(&Branch(i).to_string(), 200),
+                Some(ClientEvent::Final { ctx: 1, code: 200 })
+            );
+            // Compaction runs when a start pushes it past 2 live + 1024.
+            assert!(
+                ct.deadlines.len() <= 2 * (ct.len() + 1) + 1025,
+                "{}",
+                ct.deadlines.len()
+            );
+        }
+        assert_eq!(ct.len(), 1);
+        // The stale ones never fire and never hide the live deadline.
+        assert_eq!(ct.next_timeout(), Some(at(32_000)));
+        let events = drive(&mut ct, at(1_000_000));
+        let kinds: Vec<_> = events.iter().map(|(t, e)| (*t - T0, e)).collect();
+        assert_eq!(kinds, vec![(32_000, &ClientEvent::TimedOut { ctx: 0 })]);
     }
 
     #[test]
