@@ -702,6 +702,7 @@ pub(crate) fn delta_seconds(s: &str) -> Option<u32> {
 pub(crate) mod value {
     use super::{err, HeaderError};
     use crate::header::{delta_seconds, CSeq};
+    use crate::simd::all_token;
     use crate::text::{all_digits, has_lws, parse_u64, Cursor};
 
     pub(crate) fn call_id(v: &str) -> Result<&str, HeaderError> {
@@ -714,6 +715,24 @@ pub(crate) mod value {
 
     pub(crate) fn cseq(v: &str) -> Result<CSeq<'_>, HeaderError> {
         const H: &str = "CSeq";
+        // The usual shape in one pass: at most nine digits (so the number
+        // fits), one space, a token to the end. Anything else is read by
+        // the general code below, which gives the same answer here.
+        let b = v.as_bytes();
+        let mut i = 0;
+        let mut seq = 0u32;
+        while i < b.len().min(9) && b[i].is_ascii_digit() {
+            seq = seq * 10 + u32::from(b[i] - b'0');
+            i += 1;
+        }
+        if i > 0 && b.get(i) == Some(&b' ') {
+            let method = &b[i + 1..];
+            if all_token(method) && !method.is_empty() {
+                if let Some(method) = v.get(i + 1..) {
+                    return Ok(CSeq { seq, method });
+                }
+            }
+        }
         let mut c = Cursor::new(v);
         let digits = c.take_while(|b| b.is_ascii_digit());
         if digits.is_empty() {
@@ -1242,6 +1261,24 @@ mod tests {
         );
         assert!(one("CSeq: 1").0.is_err());
         assert!(one("CSeq: 1NOTIFY").0.is_err());
+        // Either side of the one-pass shape (nine digits, one space).
+        fn cseq(v: &str) -> Result<(u32, &str), HeaderError> {
+            value::cseq(v).map(|c| (c.seq, c.method))
+        }
+        assert_eq!(cseq("123456789 NOTIFY"), Ok((123_456_789, "NOTIFY")));
+        assert_eq!(cseq("0001234567 NOTIFY"), Ok((1_234_567, "NOTIFY")));
+        assert_eq!(cseq("7 \t NOTIFY"), Ok((7, "NOTIFY")));
+        assert_eq!(cseq("7 x-Y.z!"), Ok((7, "x-Y.z!")));
+        for bad in [
+            "7 ",
+            "7 NO TIFY",
+            "7 NOTIFY ",
+            "7 NOT;IFY",
+            " 7 NOTIFY",
+            "-7 NOTIFY",
+        ] {
+            assert!(cseq(bad).is_err(), "{bad}");
+        }
         assert_eq!(one("Max-Forwards: 255").1, Ok(Some(255)));
         assert!(one("Max-Forwards: 256").1.is_err());
         assert_eq!(one("Expires: 99999999999").2, Ok(Some(u32::MAX)));

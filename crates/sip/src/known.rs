@@ -126,6 +126,7 @@ impl Index {
 
     /// The one value of a single-valued header, trimmed; an error if it
     /// repeats (the same as `Message`'s accessors give).
+    #[inline(always)]
     pub(crate) fn single<'a>(
         &self,
         h: &[Header<'a>],
