@@ -86,9 +86,11 @@ pub struct LoadArgs {
     #[arg(long, default_value_t = 10.0)]
     pub duration: f64,
     /// Open loop: start this many operations per second (a PUBLISH; a
-    /// seize or subscribe cycle of two requests) instead of starting the
-    /// next as each ends, for latency at a given load. --outstanding still
-    /// caps operations in flight.
+    /// seize or subscribe cycle of two requests), evenly spaced, instead of
+    /// starting the next as each ends, for latency at a given load; latency
+    /// counts from each operation's due instant. --outstanding still caps
+    /// operations in flight. The client keeps its core busy in this mode
+    /// (it yields between operations rather than sleeping).
     #[arg(long, value_name = "PER_SECOND")]
     pub rate: Option<f64>,
     /// Client sockets (UDP) or connections (TCP) the simulated phones share.
