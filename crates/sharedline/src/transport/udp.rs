@@ -120,25 +120,34 @@ fn recv_some(
     slot: usize,
     got: &mut Vec<(Option<SocketAddr>, usize)>,
 ) -> io::Result<()> {
-    // Made per call: the headers hold raw pointers, so they cannot live
-    // across an await in a task that may move between threads.
-    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(RECV_BATCH, None);
-    let mut iovs: Vec<[IoSliceMut<'_>; 1]> = slots
-        .chunks_mut(slot)
-        .map(|c| [IoSliceMut::new(c)])
-        .collect();
-    let results = recvmmsg(
-        socket.as_raw_fd(),
-        &mut headers,
-        iovs.iter_mut(),
-        MsgFlags::MSG_DONTWAIT,
-        None,
-    )
-    .map_err(io::Error::from)?;
-    for r in results {
-        got.push((r.address.and_then(|a| to_std(&a)), r.bytes));
-    }
-    Ok(())
+    HEADERS.with(|headers| {
+        let mut headers = headers.borrow_mut();
+        let mut iovs: Vec<[IoSliceMut<'_>; 1]> = slots
+            .chunks_mut(slot)
+            .map(|c| [IoSliceMut::new(c)])
+            .collect();
+        let results = recvmmsg(
+            socket.as_raw_fd(),
+            &mut headers,
+            iovs.iter_mut(),
+            MsgFlags::MSG_DONTWAIT,
+            None,
+        )
+        .map_err(io::Error::from)?;
+        for r in results {
+            got.push((r.address.and_then(|a| to_std(&a)), r.bytes));
+        }
+        Ok(())
+    })
+}
+
+thread_local! {
+    /// `recvmmsg`'s message headers, made once per thread: they hold raw
+    /// pointers, so a task (which may move between threads at an await)
+    /// cannot own them, and making them per call cost an allocation and
+    /// 32 headers for every datagram when traffic is light.
+    static HEADERS: std::cell::RefCell<MultiHeaders<SockaddrStorage>> =
+        std::cell::RefCell::new(MultiHeaders::preallocate(RECV_BATCH, None));
 }
 
 fn to_std(a: &SockaddrStorage) -> Option<SocketAddr> {
