@@ -455,57 +455,14 @@ fn uri_addr(uri: &str) -> Option<(SocketAddr, Option<Transport>)> {
 /// NOTIFY); `None` for anything else, which [`parsed_uri_addr`] reads. The
 /// text was checked as a URI when the SUBSCRIBE arrived.
 fn plain_ipv4(uri: &str) -> Option<SocketAddr> {
-    let b = uri.as_bytes();
-    if !b.get(..4)?.eq_ignore_ascii_case(b"sip:") {
-        return None;
-    }
-    // Read backwards from the end: digits and dots, then `@` (an `@` in the
-    // user part is escaped, so the last one ends it) or the scheme.
-    let mut start = b.len();
-    while start > 4 && matches!(b[start - 1], b'0'..=b'9' | b'.' | b':') {
-        start -= 1;
-    }
-    if start != 4 && b[start - 1] != b'@' {
-        return None;
-    }
-    let mut octets = [0u8; 4];
-    let mut port: Option<u16> = None;
-    let (mut n, mut digits, mut i) = (0u32, 0, 0);
-    for &c in &b[start..] {
-        match c {
-            b'0'..=b'9' if digits < 5 => {
-                // A leading zero is not the plain shape (the general
-                // parser decides what `01.2.3.4` means).
-                if digits == 1 && n == 0 {
-                    return None;
-                }
-                n = n * 10 + u32::from(c - b'0');
-                digits += 1;
-            }
-            b'.' if port.is_none() && i < 3 && digits > 0 => {
-                octets[i] = u8::try_from(n).ok()?;
-                (n, digits, i) = (0, 0, i + 1);
-            }
-            b':' if port.is_none() && i == 3 && digits > 0 => {
-                octets[3] = u8::try_from(n).ok()?;
-                port = Some(0);
-                (n, digits) = (0, 0);
-            }
-            _ => return None,
-        }
-    }
-    if digits == 0 {
-        return None;
-    }
-    let port = match port {
-        None if i == 3 => {
-            octets[3] = u8::try_from(n).ok()?;
-            5060
-        }
-        Some(_) => u16::try_from(n).ok()?,
-        None => return None,
-    };
-    Some(SocketAddr::new(IpAddr::from(octets), port))
+    let rest = uri
+        .get(..4)
+        .filter(|scheme| scheme.eq_ignore_ascii_case("sip:"))
+        .and(uri.get(4..))?;
+    // An `@` in the user part is escaped, so the last one ends it; a
+    // parameter or header after the host is not the plain shape.
+    let hostport = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    sip::uri::ipv4_hostport(hostport).map(SocketAddr::V4)
 }
 
 fn parsed_uri_addr(uri: &str) -> Option<(SocketAddr, Option<Transport>)> {
@@ -644,6 +601,7 @@ mod tests {
             "sip:0.0.0.0:0",
             "sip:u@255.255.255.255:65535",
             "sip:u@10.20.30.40:9",
+            "sip:alice@1.2.3.4:05060",
         ];
         for uri in plain {
             let fast = plain_ipv4(uri);
@@ -661,7 +619,6 @@ mod tests {
             "sip:alice@192.0.2.1:70000",
             "sip:alice@1.2.3",
             "sip:alice@01.2.3.4",
-            "sip:alice@1.2.3.4:05060",
             "sip:alice@1.2.3.256",
             "sip:alice@1.2.3.4.5",
             "sip:alice@1..3.4",

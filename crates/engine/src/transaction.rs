@@ -17,9 +17,12 @@
 //! nothing here.
 //!
 //! Each table keeps its transactions in a hash map and their single pending
-//! deadline in an ordered map keyed by `(Time, sequence number)`, so firing,
-//! rescheduling and finding the next deadline are all logarithmic and a
-//! deadline is removed exactly when its transaction changes or leaves.
+//! deadline beside it. The server table's deadlines are an ordered map keyed
+//! by `(Time, sequence number)`, a deadline removed exactly when its
+//! transaction leaves; the client table's are a heap whose entries go stale
+//! when a NOTIFY is answered and are dropped later (one per NOTIFY, so the
+//! cheaper push matters). Firing and finding the next deadline are
+//! logarithmic in both.
 
 use crate::config::Timers;
 use crate::net::Transmit;
@@ -185,19 +188,19 @@ pub enum ServerAction {
 /// The ordered deadlines of one table: `(when, seq) -> transaction id`. The
 /// sequence number makes every entry unique and keeps ties cheap to order
 /// (no string comparison).
-struct Deadlines<K> {
-    by_time: BTreeMap<(Time, u64), K>,
+struct Deadlines {
+    by_time: BTreeMap<(Time, u64), Arc<str>>,
     next_seq: u64,
 }
 
-impl<K> Deadlines<K> {
+impl Deadlines {
     fn new() -> Self {
         Deadlines {
             by_time: BTreeMap::new(),
             next_seq: 0,
         }
     }
-    fn insert(&mut self, at: Time, id: K) -> (Time, u64) {
+    fn insert(&mut self, at: Time, id: Arc<str>) -> (Time, u64) {
         let slot = (at, self.next_seq);
         self.next_seq += 1;
         self.by_time.insert(slot, id);
@@ -207,7 +210,7 @@ impl<K> Deadlines<K> {
         self.by_time.remove(&slot);
     }
     /// The earliest entry due at `now`, removed.
-    fn pop_due(&mut self, now: Time) -> Option<K> {
+    fn pop_due(&mut self, now: Time) -> Option<Arc<str>> {
         let (&(at, _), _) = self.by_time.first_key_value()?;
         if at > now {
             return None;
@@ -248,7 +251,7 @@ fn give_back<K: std::hash::Hash + Eq, V, S: std::hash::BuildHasher>(map: &mut Ha
 pub struct ServerTransactions {
     timers: Timers,
     entries: HashMap<Arc<str>, ServerEntry, ahash::RandomState>,
-    deadlines: Deadlines<Arc<str>>,
+    deadlines: Deadlines,
 }
 
 impl ServerTransactions {

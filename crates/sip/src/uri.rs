@@ -60,6 +60,16 @@ pub(crate) fn split_hostport(s: &str) -> Result<(&str, Option<u16>), ()> {
     Ok((host, Some(parse_port(port)?)))
 }
 
+/// `host:port` (or `host`, port 5060) whose host is a dotted-quad IPv4,
+/// read as a URI's host and port are read; `None` for anything else. For
+/// callers that read the same target often and want the usual shape
+/// without a whole URI parse.
+pub fn ipv4_hostport(s: &str) -> Option<std::net::SocketAddrV4> {
+    let (host, port) = split_hostport(s).ok()?;
+    let ip = parse_ipv4(host.as_bytes())?;
+    Some(std::net::SocketAddrV4::new(ip, port.unwrap_or(5060)))
+}
+
 /// A port: one or more digits, at most 65535 (leading zeros allowed).
 fn parse_port(p: &[u8]) -> Result<u16, ()> {
     if p.is_empty() {
