@@ -43,7 +43,9 @@ pub mod transaction;
 pub use config::Config;
 pub use engine::Engine;
 pub use net::{ConnId, Source, Transmit, Transport};
-pub use store::{PublicationRecord, Snapshot, StoreBatch, StoreModel, StoreOp, SubscriptionRecord};
+pub use store::{
+    PublicationRecord, Snapshot, StoreBatch, StoreFold, StoreModel, StoreOp, SubscriptionRecord,
+};
 pub use time::Time;
 
 /// What the shell must do next; see [`Engine::poll_output`].

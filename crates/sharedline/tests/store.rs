@@ -806,3 +806,151 @@ fn the_wal_is_checkpointed_while_the_writer_runs() {
     writer.close();
     assert_eq!(reopen(&path).publications.len(), 2000);
 }
+
+// ---------------------------------------------------------------------------
+// The journal: commits append to it, the writer folds it into the tables.
+
+fn journal_rows(conn: &rusqlite::Connection) -> i64 {
+    conn.query_row("SELECT count(*) FROM journal", [], |r| r.get(0))
+        .expect("journal count")
+}
+
+#[test]
+fn the_writer_folds_the_journal_into_the_tables_while_it_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = db_path(&dir);
+    let (_, writer, acks) = open_with_acks(&StoreSpec::Sqlite(path.clone()));
+    // A line-seize made and released, a publication modified many times,
+    // and one subscription that stays.
+    let mut seq = 0;
+    let mut submit = |ops: Vec<StoreOp>| {
+        seq += 1;
+        writer.submit(StoreBatch { seq, ops });
+        seq
+    };
+    submit(vec![StoreOp::PutSubscription(subscription("seize", "1"))]);
+    submit(vec![StoreOp::DeleteSubscription("seize".into())]);
+    for v in 0..50 {
+        submit(vec![StoreOp::PutPublication(publication(
+            "p",
+            &v.to_string(),
+        ))]);
+    }
+    let last = submit(vec![StoreOp::PutSubscription(subscription("stays", "x"))]);
+    wait_for_ack(&acks, last);
+
+    let conn = rusqlite::Connection::open(&path).expect("inspect");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while journal_rows(&conn) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the journal was not applied to the tables"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let subs: Vec<String> = conn
+        .prepare("SELECT id FROM subscriptions")
+        .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+        .expect("subscription ids");
+    assert_eq!(subs, ["stays"]);
+    let data: String = conn
+        .query_row("SELECT data FROM publications WHERE id = 'p'", [], |r| {
+            r.get(0)
+        })
+        .expect("publication row");
+    let stored: PublicationRecord = serde_json::from_str(&data).expect("record JSON");
+    assert_eq!(stored, publication("p", "49"));
+    writer.close();
+}
+
+#[test]
+fn a_journal_left_by_a_crash_is_applied_when_the_file_is_opened() {
+    // The file as a crash can leave it: the tables hold an older state and
+    // the journal holds committed writes on top, some of which were even
+    // applied already (a crash between two folding transactions).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = db_path(&dir);
+    let (_, writer, acks) = open_with_acks(&StoreSpec::Sqlite(path.clone()));
+    let before = vec![
+        StoreOp::PutPublication(publication("p", "old")),
+        StoreOp::PutSubscription(subscription("gone", "x")),
+        StoreOp::PutSubscription(subscription("kept", "x")),
+    ];
+    writer.submit(StoreBatch {
+        seq: 1,
+        ops: before.clone(),
+    });
+    wait_for_ack(&acks, 1);
+    writer.close();
+
+    let journal = [
+        vec![
+            StoreOp::PutPublication(publication("p", "new")),
+            StoreOp::DeleteSubscription("gone".into()),
+        ],
+        vec![
+            StoreOp::PutSubscription(subscription("fresh", "x")),
+            StoreOp::ReserveCSeq {
+                id: "kept".into(),
+                upto: 5000,
+            },
+        ],
+    ];
+    let conn = rusqlite::Connection::open(&path).expect("inspect");
+    for ops in &journal {
+        conn.execute(
+            "INSERT INTO journal (ops) VALUES (?1)",
+            [serde_json::to_string(ops).expect("encode")],
+        )
+        .expect("journal row");
+    }
+    // Already applied before the "crash": applying it again must not matter.
+    conn.execute("DELETE FROM subscriptions WHERE id = 'gone'", [])
+        .expect("partial apply");
+
+    let mut expected = engine::StoreModel::default();
+    before.into_iter().for_each(|op| expected.apply(op));
+    journal
+        .into_iter()
+        .flatten()
+        .for_each(|op| expected.apply(op));
+    assert_eq!(sorted(reopen(&path)), sorted(expected.snapshot()));
+    assert_eq!(journal_rows(&conn), 0, "the journal was emptied");
+
+    conn.execute("INSERT INTO journal (ops) VALUES ('[{\"Nope\":1}]')", [])
+        .expect("bad row");
+    let err = open(&StoreSpec::Sqlite(path.clone()), Box::new(|_| {}))
+        .expect_err("an unreadable journal row stops the start");
+    assert!(err.to_string().contains("journal row"), "{err}");
+}
+
+#[test]
+fn a_version_1_file_is_upgraded_and_keeps_its_records() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = db_path(&dir);
+    let (_, writer, acks) = open_with_acks(&StoreSpec::Sqlite(path.clone()));
+    writer.submit(StoreBatch {
+        seq: 1,
+        ops: vec![StoreOp::PutSubscription(subscription("s", "x"))],
+    });
+    wait_for_ack(&acks, 1);
+    writer.close();
+    // What the previous release left: no journal, version 1.
+    let conn = rusqlite::Connection::open(&path).expect("inspect");
+    conn.execute_batch(
+        "DROP TABLE journal; UPDATE meta SET value = '1' WHERE key = 'schema_version';",
+    )
+    .expect("make a version 1 file");
+
+    let loaded = reopen(&path);
+    assert_eq!(loaded.subscriptions, vec![subscription("s", "x")]);
+    let version: String = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("version");
+    assert_eq!(version, "2");
+    assert_eq!(journal_rows(&conn), 0);
+}

@@ -30,7 +30,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -116,6 +116,24 @@ const ATTEMPTS_WHEN_CLOSING: u32 = 3;
 pub(crate) trait Backend: Send + 'static {
     /// Apply every op of `batches`, in order, all-or-nothing, durably.
     fn commit(&mut self, batches: &[StoreBatch]) -> Result<(), StoreError>;
+
+    /// `batches` were committed and acknowledged: the backend may keep them
+    /// for [`Backend::work`].
+    fn committed(&mut self, _batches: Vec<StoreBatch>) {}
+
+    /// When the backend has housekeeping to do between commits (`None`:
+    /// nothing). The writer calls [`Backend::work`] once that instant has
+    /// come and no batch is waiting.
+    fn work_due(&self) -> Option<Instant> {
+        None
+    }
+
+    /// One short step of housekeeping. It must never lose a committed
+    /// write: a failing step is retried later.
+    fn work(&mut self) {}
+
+    /// The writer is stopping: finish the housekeeping (best effort).
+    fn finish(&mut self) {}
 }
 
 /// Open the store, create the schema if needed, load everything.
@@ -265,6 +283,7 @@ impl fmt::Debug for StoreWriter {
 
 /// The writer thread: wait for a batch, take everything else already queued,
 /// commit it as one transaction, acknowledge, repeat until the handle is gone.
+/// While no batch waits, it lets the backend do its housekeeping in steps.
 fn run<B: Backend>(
     mut backend: B,
     rx: Receiver<Vec<StoreBatch>>,
@@ -274,9 +293,17 @@ fn run<B: Backend>(
     let mut group: Vec<StoreBatch> = Vec::new();
     let mut disconnected = false;
     while !disconnected {
-        match rx.recv() {
+        let first = match backend.work_due() {
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
+        };
+        match first {
             Ok(batches) => group.extend(batches),
-            Err(_) => break,
+            Err(RecvTimeoutError::Timeout) => {
+                backend.work();
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
         }
         while group.len() < MAX_GROUP {
             match rx.try_recv() {
@@ -298,8 +325,9 @@ fn run<B: Backend>(
         if let Some(seq) = group.iter().map(|b| b.seq).max() {
             on_durable(seq);
         }
-        group.clear();
+        backend.committed(std::mem::take(&mut group));
     }
+    backend.finish();
 }
 
 /// Commit `group`, retrying with backoff until it succeeds. Returns false only
