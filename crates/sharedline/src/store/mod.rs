@@ -290,6 +290,10 @@ fn run<B: Backend>(
     on_durable: Box<dyn Fn(u64) + Send + 'static>,
     shared: &Shared,
 ) {
+    // Commit larger groups on a busy core (see `sched`).
+    if !crate::sched::batch_policy_for_this_thread() {
+        tracing::debug!("store writer: SCHED_BATCH not available");
+    }
     let mut group: Vec<StoreBatch> = Vec::new();
     let mut disconnected = false;
     while !disconnected {
