@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -424,49 +424,6 @@ fn memory_store_acknowledges_and_starts_empty_every_time() {
 }
 
 #[test]
-fn a_failing_commit_is_retried_and_never_acknowledged_early() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = db_path(&dir);
-    let (_, writer, acks) = open_with_acks(&StoreSpec::Sqlite(path.clone()));
-    writer.submit(StoreBatch {
-        seq: 1,
-        ops: vec![StoreOp::PutPublication(publication("a", "1"))],
-    });
-    wait_for_ack(&acks, 1);
-
-    // Another connection takes the write lock, as an operator's sqlite3 shell
-    // could; the writer's commit times out and fails.
-    let locker = rusqlite::Connection::open(&path).expect("second connection");
-    locker
-        .execute_batch("BEGIN IMMEDIATE")
-        .expect("write lock taken");
-    writer.submit(StoreBatch {
-        seq: 2,
-        ops: vec![StoreOp::PutPublication(publication("b", "2"))],
-    });
-    assert_eq!(
-        acks.recv_timeout(Duration::from_millis(1600)),
-        Err(RecvTimeoutError::Timeout),
-        "a batch that could not be committed was acknowledged"
-    );
-    assert!(
-        writer.stats().failures >= 1,
-        "the commit should have failed"
-    );
-    assert_eq!(writer.stats().batches, 1);
-
-    locker.execute_batch("ROLLBACK").expect("lock released");
-    assert_eq!(wait_for_ack(&acks, 2), vec![2]);
-    writer.close();
-    let ids: Vec<String> = sorted(reopen(&path))
-        .publications
-        .into_iter()
-        .map(|p| p.id)
-        .collect();
-    assert_eq!(ids, ["a", "b"]);
-}
-
-#[test]
 fn open_reports_unusable_files() {
     let dir = tempfile::tempdir().expect("tempdir");
 
@@ -808,15 +765,35 @@ fn the_wal_is_checkpointed_while_the_writer_runs() {
 }
 
 // ---------------------------------------------------------------------------
-// The journal: commits append to it, the writer folds it into the tables.
+// The log: commits append to it, the writer folds it into the tables.
 
-fn journal_rows(conn: &rusqlite::Connection) -> i64 {
-    conn.query_row("SELECT count(*) FROM journal", [], |r| r.get(0))
-        .expect("journal count")
+/// The log files beside the database at `path`.
+fn log_files(path: &Path) -> Vec<PathBuf> {
+    let name = path
+        .file_name()
+        .expect("file name")
+        .to_string_lossy()
+        .to_string();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path.parent().expect("dir"))
+        .expect("list dir")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{name}-log-")))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn meta(conn: &rusqlite::Connection, key: &str) -> Option<String> {
+    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .ok()
 }
 
 #[test]
-fn the_writer_folds_the_journal_into_the_tables_while_it_runs() {
+fn the_writer_folds_the_log_into_the_tables_while_it_runs() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = db_path(&dir);
     let (_, writer, acks) = open_with_acks(&StoreSpec::Sqlite(path.clone()));
@@ -838,13 +815,19 @@ fn the_writer_folds_the_journal_into_the_tables_while_it_runs() {
     }
     let last = submit(vec![StoreOp::PutSubscription(subscription("stays", "x"))]);
     wait_for_ack(&acks, last);
+    let first_log = log_files(&path);
+    assert_eq!(first_log.len(), 1, "one log file: {first_log:?}");
+    assert!(
+        std::fs::metadata(&first_log[0]).expect("log file").len() > 1000,
+        "the acknowledged writes are in the log"
+    );
 
     let conn = rusqlite::Connection::open(&path).expect("inspect");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while journal_rows(&conn) > 0 {
+    while meta(&conn, "log_applied").is_none() {
         assert!(
             Instant::now() < deadline,
-            "the journal was not applied to the tables"
+            "the log was not applied to the tables"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -860,68 +843,55 @@ fn the_writer_folds_the_journal_into_the_tables_while_it_runs() {
         .expect("publication row");
     let stored: PublicationRecord = serde_json::from_str(&data).expect("record JSON");
     assert_eq!(stored, publication("p", "49"));
+    // The applied file is gone; commits went on in a new one.
+    assert!(
+        !first_log[0].exists(),
+        "{:?} was applied but not deleted",
+        first_log[0]
+    );
+    assert_eq!(log_files(&path).len(), 1);
     writer.close();
 }
 
 #[test]
-fn a_journal_left_by_a_crash_is_applied_when_the_file_is_opened() {
-    // The file as a crash can leave it: the tables hold an older state and
-    // the journal holds committed writes on top, some of which were even
-    // applied already (a crash between two folding transactions).
+fn a_locked_database_delays_the_tables_not_the_acknowledgements() {
+    // Another connection holds the write lock (an operator's sqlite3 shell
+    // in a transaction): commits go to the log and are acknowledged; the
+    // tables catch up once the lock is released.
     let dir = tempfile::tempdir().expect("tempdir");
     let path = db_path(&dir);
     let (_, writer, acks) = open_with_acks(&StoreSpec::Sqlite(path.clone()));
-    let before = vec![
-        StoreOp::PutPublication(publication("p", "old")),
-        StoreOp::PutSubscription(subscription("gone", "x")),
-        StoreOp::PutSubscription(subscription("kept", "x")),
-    ];
+    let locker = rusqlite::Connection::open(&path).expect("second connection");
+    locker
+        .execute_batch("BEGIN IMMEDIATE")
+        .expect("write lock taken");
     writer.submit(StoreBatch {
         seq: 1,
-        ops: before.clone(),
+        ops: vec![StoreOp::PutPublication(publication("a", "1"))],
     });
     wait_for_ack(&acks, 1);
+    // Long enough for the fold window and a failed attempt to apply.
+    std::thread::sleep(Duration::from_millis(2500));
+    let in_table: i64 = locker
+        .query_row("SELECT count(*) FROM publications", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(
+        in_table, 0,
+        "the tables cannot have been written while locked"
+    );
+    locker.execute_batch("ROLLBACK").expect("lock released");
     writer.close();
-
-    let journal = [
-        vec![
-            StoreOp::PutPublication(publication("p", "new")),
-            StoreOp::DeleteSubscription("gone".into()),
-        ],
-        vec![
-            StoreOp::PutSubscription(subscription("fresh", "x")),
-            StoreOp::ReserveCSeq {
-                id: "kept".into(),
-                upto: 5000,
-            },
-        ],
-    ];
-    let conn = rusqlite::Connection::open(&path).expect("inspect");
-    for ops in &journal {
-        conn.execute(
-            "INSERT INTO journal (ops) VALUES (?1)",
-            [serde_json::to_string(ops).expect("encode")],
-        )
-        .expect("journal row");
-    }
-    // Already applied before the "crash": applying it again must not matter.
-    conn.execute("DELETE FROM subscriptions WHERE id = 'gone'", [])
-        .expect("partial apply");
-
-    let mut expected = engine::StoreModel::default();
-    before.into_iter().for_each(|op| expected.apply(op));
-    journal
+    assert_eq!(
+        meta(&locker, "log_applied").as_deref(),
+        Some("1"),
+        "the first log file is applied at close"
+    );
+    let ids: Vec<String> = reopen(&path)
+        .publications
         .into_iter()
-        .flatten()
-        .for_each(|op| expected.apply(op));
-    assert_eq!(sorted(reopen(&path)), sorted(expected.snapshot()));
-    assert_eq!(journal_rows(&conn), 0, "the journal was emptied");
-
-    conn.execute("INSERT INTO journal (ops) VALUES ('[{\"Nope\":1}]')", [])
-        .expect("bad row");
-    let err = open(&StoreSpec::Sqlite(path.clone()), Box::new(|_| {}))
-        .expect_err("an unreadable journal row stops the start");
-    assert!(err.to_string().contains("journal row"), "{err}");
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(ids, ["a"]);
 }
 
 #[test]
@@ -935,22 +905,18 @@ fn a_version_1_file_is_upgraded_and_keeps_its_records() {
     });
     wait_for_ack(&acks, 1);
     writer.close();
-    // What the previous release left: no journal, version 1.
+    // What the previous release left: version 1, no log.
     let conn = rusqlite::Connection::open(&path).expect("inspect");
     conn.execute_batch(
-        "DROP TABLE journal; UPDATE meta SET value = '1' WHERE key = 'schema_version';",
+        "UPDATE meta SET value = '1' WHERE key = 'schema_version';
+         DELETE FROM meta WHERE key IN ('log_applied', 'log_identity');",
     )
     .expect("make a version 1 file");
+    for f in log_files(&path) {
+        std::fs::remove_file(f).expect("remove log");
+    }
 
     let loaded = reopen(&path);
     assert_eq!(loaded.subscriptions, vec![subscription("s", "x")]);
-    let version: String = conn
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'schema_version'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("version");
-    assert_eq!(version, "2");
-    assert_eq!(journal_rows(&conn), 0);
+    assert_eq!(meta(&conn, "schema_version").as_deref(), Some("2"));
 }

@@ -23,6 +23,7 @@
 //! round for nothing. The callback must therefore not take locks the
 //! submitter holds.
 
+mod log;
 mod sqlite;
 
 use engine::{Snapshot, StoreBatch};
@@ -378,5 +379,64 @@ fn commit_with_retry<B: Backend>(backend: &mut B, group: &[StoreBatch], shared: 
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::StoreOp;
+
+    /// A backend whose commits fail until `fail` is cleared, recording
+    /// what it committed.
+    struct Flaky {
+        fail: Arc<AtomicBool>,
+        committed: Arc<std::sync::Mutex<Vec<u64>>>,
+    }
+
+    impl Backend for Flaky {
+        fn commit(&mut self, batches: &[StoreBatch]) -> Result<(), StoreError> {
+            if self.fail.load(Ordering::SeqCst) {
+                return Err(StoreError("disk full".into()));
+            }
+            let mut c = self.committed.lock().expect("lock");
+            c.extend(batches.iter().map(|b| b.seq));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failing_commit_is_retried_and_never_acknowledged_early() {
+        let fail = Arc::new(AtomicBool::new(true));
+        let committed = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, acks) = mpsc::channel();
+        let writer = StoreWriter::spawn(
+            Flaky {
+                fail: Arc::clone(&fail),
+                committed: Arc::clone(&committed),
+            },
+            Box::new(move |seq| {
+                let _ = tx.send(seq);
+            }),
+        )
+        .expect("spawn");
+        writer.submit(StoreBatch {
+            seq: 1,
+            ops: vec![StoreOp::DeletePublication("p".into())],
+        });
+        assert_eq!(
+            acks.recv_timeout(Duration::from_millis(400)),
+            Err(mpsc::RecvTimeoutError::Timeout),
+            "a batch that could not be committed was acknowledged"
+        );
+        assert!(
+            writer.stats().failures >= 1,
+            "the commit should have failed"
+        );
+        fail.store(false, Ordering::SeqCst);
+        assert_eq!(acks.recv_timeout(Duration::from_secs(10)), Ok(1));
+        assert_eq!(*committed.lock().expect("lock"), vec![1]);
+        assert_eq!(writer.stats().batches, 1);
+        writer.close();
     }
 }

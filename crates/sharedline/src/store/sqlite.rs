@@ -1,14 +1,15 @@
 //! The SQLite store: one database file holding publications and
-//! subscriptions as rows, each with its record as JSON.
+//! subscriptions as rows, each with its record as JSON, and the log files
+//! beside it that hold the latest writes.
 //!
-//! Durability settings: the journal is a write-ahead log and
-//! `synchronous=NORMAL`. A commit has then been written to the WAL file (the
-//! OS holds it) before `commit` returns, so a killed process (`kill -9`, a
-//! panic, an OOM kill) loses nothing that was acknowledged; what it does not
-//! cover is power loss or a kernel crash, which needs `synchronous=FULL` (an
-//! fsync per commit). Group commit keeps that cost per group, not per batch,
-//! should FULL be wanted later. Commits never checkpoint: a thread of the
-//! store does, from its own connection (see `Checkpointer`).
+//! Durability: a commit is acknowledged once its record has been written
+//! to the current log file (the OS holds it), so a killed process (`kill
+//! -9`, a panic, an OOM kill) loses nothing that was acknowledged; power
+//! loss or a kernel crash is not covered (it would need an fsync per group
+//! commit). The database itself runs with a write-ahead log and
+//! `synchronous=NORMAL`, which is the same promise for the tables; a thread
+//! of the store checkpoints it from its own connection (see
+//! `Checkpointer`).
 //!
 //! The columns beside `data` (package, resource, expires_at) are there for
 //! people inspecting the file; loading reads `data` only, so the JSON is the
@@ -16,19 +17,21 @@
 //! watched state last changed, and `notify_cseq` each dialog's reserved
 //! NOTIFY CSeqs.
 //!
-//! A commit does not touch those tables: it appends the group's writes, as
-//! one JSON row, to `journal`, which costs one page at the end of one
-//! B-tree however many records the group names. Between commits the writer
-//! thread folds what the journal holds to the last write per record
-//! ([`engine::StoreFold`]) and applies that to the tables in short
-//! transactions, then deletes the journal rows it covered. A record
-//! written many times in a second (a publication being modified, a
-//! line-seize made and released) reaches its table once or not at all.
-//! The tables lag the journal by about [`FOLD_WINDOW`]; opening the file
-//! applies whatever the journal still holds before loading, so a crash
-//! anywhere (even between two of those transactions: each write sets a
-//! value, so applying one twice is harmless) loses nothing committed.
+//! A commit does not touch those tables: it appends the group's writes to
+//! the store's own log (see [`super::log`]), one `write` of one record.
+//! Between commits the writer thread folds what the log holds to the last
+//! write per record ([`engine::StoreFold`]) and applies that to the tables
+//! in short transactions; a log file is deleted once everything in it is in
+//! the tables (`meta.log_applied` names the last such file). A record
+//! written many times in a second (a publication being modified) reaches
+//! its table once, and one made and removed within it (a line-seize) at
+//! most as a delete. The tables lag the log by about [`FOLD_WINDOW`];
+//! opening the file applies whatever the log files still hold before
+//! loading, so a crash anywhere (even between two of those transactions:
+//! each write sets a value, so applying one twice is harmless) loses
+//! nothing committed.
 
+use super::log::{self, LogFile};
 use super::{Backend, StoreError};
 use engine::{
     PublicationRecord, Snapshot, StoreBatch, StoreFold, StoreOp, SubscriptionRecord, Time,
@@ -38,11 +41,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// The schema this build writes and understands, kept in `meta`. Version 2
-/// added `journal`; a version 1 file is upgraded on open (an older build
-/// refuses a version 2 file, which may hold writes only in its journal).
+/// keeps recent writes in log files beside the database; a version 1 file
+/// is upgraded on open (an older build refuses a version 2 file, whose
+/// latest writes it would not know to look for).
 const SCHEMA_VERSION: i64 = 2;
 
-/// Committed writes wait at most about this long in the journal before the
+/// Committed writes wait at most about this long in the log before the
 /// writer applies them to the tables.
 pub(crate) const FOLD_WINDOW: Duration = Duration::from_secs(1);
 /// ... or less, once this many records have a write pending, which bounds
@@ -85,15 +89,11 @@ CREATE TABLE IF NOT EXISTS resources (
     resource   TEXT PRIMARY KEY,
     changed_at INTEGER NOT NULL
 );
--- Committed writes not yet applied to the tables above, oldest first: each
--- row is one group commit's StoreOps as a JSON array.
-CREATE TABLE IF NOT EXISTS journal (
-    seq INTEGER PRIMARY KEY,
-    ops TEXT NOT NULL
-);
 ";
-const APPEND_JOURNAL: &str = "INSERT INTO journal (ops) VALUES (?1)";
-const TRIM_JOURNAL: &str = "DELETE FROM journal WHERE seq <= ?1";
+/// Log files up to this generation are in the tables.
+const SET_LOG_APPLIED: &str = "
+INSERT INTO meta (key, value) VALUES ('log_applied', ?1)
+ON CONFLICT(key) DO UPDATE SET value = excluded.value";
 
 const PUT_PUBLICATION: &str = "
 INSERT INTO publications (id, package, resource, expires_at, data)
@@ -131,10 +131,17 @@ const DELETE_SUBSCRIPTION: &str = "DELETE FROM subscriptions WHERE id = ?1";
 /// An open database; owned by the writer thread after [`SqliteStore::open`].
 pub(crate) struct SqliteStore {
     conn: Connection,
+    /// The database file (log files are named after it).
+    path: std::path::PathBuf,
+    /// Where commits go.
+    log: LogFile,
+    /// Written into each log file, so that files of another database
+    /// (deleted and created again under the same name) are not replayed.
+    identity: u64,
+    /// Log files up to this generation are applied (and deleted).
+    applied_gen: u64,
     /// Committed writes not yet given to an [`Apply`], folded.
     pending: StoreFold,
-    /// The last journal row folded into `pending`.
-    pending_upto: i64,
     /// When the oldest write in `pending` was committed.
     pending_since: Option<Instant>,
     /// Folded writes being applied to the tables, a step at a time.
@@ -145,13 +152,13 @@ pub(crate) struct SqliteStore {
     _checkpoints: Checkpointer,
 }
 
-/// Folded writes on their way from the journal to the tables.
+/// Folded writes on their way from the log to the tables.
 struct Apply {
     ops: Vec<StoreOp>,
     /// How many of `ops` are in the tables.
     done: usize,
-    /// Journal rows up to this one are covered by `ops`.
-    upto: i64,
+    /// Log files up to this generation are covered by `ops`.
+    upto_gen: u64,
 }
 
 /// How often the checkpoint thread moves the WAL into the database file.
@@ -249,122 +256,45 @@ impl SqliteStore {
         conn.pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(|e| sql_err(&format!("sqlite:{shown}: wal_autocheckpoint"), e))?;
 
-        let mut store = SqliteStore {
+        let mut conn = conn;
+        create_schema(&mut conn, path)?;
+        let identity = log_identity(&mut conn, path)?;
+        let applied_gen = replay_log(&mut conn, path, identity)?;
+        // Past any file left over (another database's), never onto one.
+        let newest = log::generations(path)?.last().copied().unwrap_or(0);
+        let log = LogFile::create(path, applied_gen.max(newest) + 1, identity)?;
+        let store = SqliteStore {
             conn,
+            path: path.to_path_buf(),
+            log,
+            identity,
+            applied_gen,
             pending: StoreFold::default(),
-            pending_upto: 0,
             pending_since: None,
             applying: None,
             retry_at: None,
             _checkpoints: Checkpointer::start(path)?,
         };
-        store.create_schema(path)?;
-        store.replay_journal(path)?;
         let snapshot = store.load(path)?;
         Ok((store, snapshot))
     }
 
-    fn create_schema(&mut self, path: &Path) -> Result<(), StoreError> {
-        let shown = path.display();
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(|e| sql_err(&format!("sqlite:{shown}: begin"), e))?;
-        tx.execute_batch(SCHEMA)
-            .map_err(|e| sql_err(&format!("sqlite:{shown}: cannot create schema"), e))?;
-        let found: Option<String> = tx
-            .query_row(
-                "SELECT value FROM meta WHERE key = 'schema_version'",
-                [],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(|e| sql_err(&format!("sqlite:{shown}: cannot read schema version"), e))?;
-        match found {
-            Some(v) if v == "1" => {
-                // The schema above has just added the journal.
-                tx.execute(
-                    "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
-                    params![SCHEMA_VERSION.to_string()],
-                )
-                .map_err(|e| sql_err(&format!("sqlite:{shown}: cannot upgrade schema"), e))?;
-            }
-            None => {
-                tx.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
-                    params![SCHEMA_VERSION.to_string()],
-                )
-                .map_err(|e| sql_err(&format!("sqlite:{shown}: cannot write schema version"), e))?;
-            }
-            Some(v) if v == SCHEMA_VERSION.to_string() => {}
-            Some(v) => {
-                return Err(StoreError(format!(
-                    "sqlite:{shown}: schema version `{v}` is not supported (this build knows {SCHEMA_VERSION})"
-                )));
-            }
-        }
-        tx.commit()
-            .map_err(|e| sql_err(&format!("sqlite:{shown}: cannot commit schema"), e))
-    }
-
-    /// Apply every write the journal still holds (a crash, or a stop that
-    /// could not finish folding) to the tables, and empty it.
-    fn replay_journal(&mut self, path: &Path) -> Result<(), StoreError> {
-        let shown = path.display();
-        let read_err = |e| sql_err(&format!("sqlite:{shown}: cannot read the journal"), e);
-        let mut fold = StoreFold::default();
-        let mut upto = 0i64;
-        {
-            let mut stmt = self
-                .conn
-                .prepare("SELECT seq, ops FROM journal ORDER BY seq")
-                .map_err(read_err)?;
-            let mut rows = stmt.query([]).map_err(read_err)?;
-            while let Some(row) = rows.next().map_err(read_err)? {
-                let seq: i64 = row.get(0).map_err(read_err)?;
-                let text: String = row.get(1).map_err(read_err)?;
-                // Starting without a committed write would drop what
-                // clients were told is stored.
-                let ops: Vec<StoreOp> = serde_json::from_str(&text).map_err(|e| {
-                    StoreError(format!(
-                        "sqlite:{shown}: journal row {seq} holds unreadable data: {e}"
-                    ))
-                })?;
-                ops.into_iter().for_each(|op| fold.push(op));
-                upto = seq;
-            }
-        }
-        if upto == 0 {
-            return Ok(());
-        }
-        let records = fold.len();
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(|e| sql_err(&format!("sqlite:{shown}: begin"), e))?;
-        for op in &fold.into_ops() {
-            apply_op(&tx, op).map_err(|e| sql_err(&format!("sqlite:{shown}: replay"), e))?;
-        }
-        tx.execute(TRIM_JOURNAL, params![upto])
-            .map_err(|e| sql_err(&format!("sqlite:{shown}: replay"), e))?;
-        tx.commit()
-            .map_err(|e| sql_err(&format!("sqlite:{shown}: replay"), e))?;
-        tracing::info!(store = %shown, records, "journal applied");
-        Ok(())
-    }
-
     /// Apply the next step of `applying`, starting one from `pending` if
-    /// none is under way. The step's transaction either applies its writes
-    /// (and, for the last step, trims the journal) or changes nothing.
-    fn apply_step(&mut self) -> Result<(), rusqlite::Error> {
+    /// none is under way (commits then go to a new log file, so the files
+    /// it covers can be deleted once it is done). The step's transaction
+    /// either applies its writes (and, for the last step, records the
+    /// files as applied) or changes nothing.
+    fn apply_step(&mut self) -> Result<(), StoreError> {
         if self.applying.is_none() {
             if self.pending.is_empty() {
                 return Ok(());
             }
+            let upto_gen = self.log.gen();
+            self.log = LogFile::create(&self.path, upto_gen + 1, self.identity)?;
             self.applying = Some(Apply {
                 ops: std::mem::take(&mut self.pending).into_ops(),
                 done: 0,
-                upto: self.pending_upto,
+                upto_gen,
             });
             self.pending_since = None;
         }
@@ -372,19 +302,26 @@ impl SqliteStore {
             return Ok(());
         };
         let end = (apply.done + APPLY_STEP).min(apply.ops.len());
-        let tx = self.conn.transaction()?;
-        for op in &apply.ops[apply.done..end] {
-            apply_op(&tx, op)?;
-        }
         let last = end == apply.ops.len();
-        if last {
-            tx.prepare_cached(TRIM_JOURNAL)?
-                .execute(params![apply.upto])?;
+        let sql = |e| sql_err("store: applying the log", e);
+        let tx = self.conn.transaction().map_err(sql)?;
+        for op in &apply.ops[apply.done..end] {
+            apply_op(&tx, op).map_err(sql)?;
         }
-        tx.commit()?;
+        if last {
+            tx.prepare_cached(SET_LOG_APPLIED)
+                .and_then(|mut st| st.execute(params![apply.upto_gen.to_string()]))
+                .map_err(sql)?;
+        }
+        tx.commit().map_err(sql)?;
         apply.done = end;
         if last {
+            let upto = apply.upto_gen;
             self.applying = None;
+            for gen in self.applied_gen + 1..=upto {
+                remove_applied(&log::file_of(&self.path, gen));
+            }
+            self.applied_gen = upto;
         }
         Ok(())
     }
@@ -509,6 +446,144 @@ fn put_subscription(
     Ok(())
 }
 
+fn create_schema(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let shown = path.display();
+    let tx = conn
+        .transaction()
+        .map_err(|e| sql_err(&format!("sqlite:{shown}: begin"), e))?;
+    tx.execute_batch(SCHEMA)
+        .map_err(|e| sql_err(&format!("sqlite:{shown}: cannot create schema"), e))?;
+    let found: Option<String> = tx
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(|e| sql_err(&format!("sqlite:{shown}: cannot read schema version"), e))?;
+    match found {
+        Some(v) if v == "1" => {
+            tx.execute(
+                "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+                params![SCHEMA_VERSION.to_string()],
+            )
+            .map_err(|e| sql_err(&format!("sqlite:{shown}: cannot upgrade schema"), e))?;
+        }
+        None => {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
+                params![SCHEMA_VERSION.to_string()],
+            )
+            .map_err(|e| sql_err(&format!("sqlite:{shown}: cannot write schema version"), e))?;
+        }
+        Some(v) if v == SCHEMA_VERSION.to_string() => {}
+        Some(v) => {
+            return Err(StoreError(format!(
+                "sqlite:{shown}: schema version `{v}` is not supported (this build knows {SCHEMA_VERSION})"
+            )));
+        }
+    }
+    tx.commit()
+        .map_err(|e| sql_err(&format!("sqlite:{shown}: cannot commit schema"), e))
+}
+
+/// The identity written into this database's log files, made at the first
+/// open.
+fn log_identity(conn: &mut Connection, path: &Path) -> Result<u64, StoreError> {
+    let shown = path.display();
+    let found: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'log_identity'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(|e| sql_err(&format!("sqlite:{shown}: cannot read the log identity"), e))?;
+    if let Some(id) = found.and_then(|v| v.parse().ok()) {
+        return Ok(id);
+    }
+    use std::hash::{BuildHasher, Hasher};
+    // Random keys: two databases get different identities.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    let id = h.finish();
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('log_identity', ?1)",
+        params![id.to_string()],
+    )
+    .map_err(|e| sql_err(&format!("sqlite:{shown}: cannot write the log identity"), e))?;
+    Ok(id)
+}
+
+/// Apply whatever the log files beside `path` still hold (after a crash,
+/// or a stop that could not finish) to the tables, delete them, and return
+/// the last generation applied.
+fn replay_log(conn: &mut Connection, path: &Path, identity: u64) -> Result<u64, StoreError> {
+    let shown = path.display();
+    let applied: u64 = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'log_applied'",
+            [],
+            |row| row.get::<_, String>(0),
+        )
+        .optional()
+        .map_err(|e| sql_err(&format!("sqlite:{shown}: cannot read meta"), e))?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut fold = StoreFold::default();
+    let mut replayed = Vec::new();
+    for gen in log::generations(path)? {
+        let file = log::file_of(path, gen);
+        if gen <= applied {
+            // Applied, but the stop came before the file was deleted.
+            remove_applied(&file);
+            continue;
+        }
+        match log::read(&file, identity)? {
+            Some(records) => {
+                records.into_iter().flatten().for_each(|op| fold.push(op));
+                replayed.push((gen, file));
+            }
+            None => tracing::warn!(
+                file = %file.display(),
+                "log file of another database with this name; not replayed"
+            ),
+        }
+    }
+    let Some(&(last, _)) = replayed.last() else {
+        return Ok(applied);
+    };
+    let records = fold.len();
+    let fail = |e| sql_err(&format!("sqlite:{shown}: replaying the log"), e);
+    let tx = conn.transaction().map_err(fail)?;
+    for op in &fold.into_ops() {
+        apply_op(&tx, op).map_err(fail)?;
+    }
+    tx.execute(SET_LOG_APPLIED, params![last.to_string()])
+        .map_err(fail)?;
+    tx.commit().map_err(fail)?;
+    for (_, file) in &replayed {
+        remove_applied(file);
+    }
+    tracing::info!(store = %shown, records, files = replayed.len(), "log applied");
+    Ok(last)
+}
+
+/// Delete a log file whose records are all in the tables. Failing only
+/// leaves it to be deleted at the next start.
+fn remove_applied(file: &Path) {
+    if let Err(e) = std::fs::remove_file(file) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(file = %file.display(), error = %e, "cannot delete an applied log file");
+        }
+    }
+}
+
 /// One write to the tables.
 fn apply_op(tx: &rusqlite::Transaction<'_>, op: &StoreOp) -> Result<(), rusqlite::Error> {
     match op {
@@ -534,24 +609,20 @@ fn apply_op(tx: &rusqlite::Transaction<'_>, op: &StoreOp) -> Result<(), rusqlite
 }
 
 /// How long a failed folding step waits before it is tried again (the
-/// journal keeps its writes meanwhile).
+/// log keeps its writes meanwhile).
 const APPLY_RETRY: Duration = Duration::from_secs(1);
 
 impl Backend for SqliteStore {
     fn commit(&mut self, batches: &[StoreBatch]) -> Result<(), StoreError> {
-        let ops: Vec<&StoreOp> = batches.iter().flat_map(|b| &b.ops).collect();
-        if ops.is_empty() {
+        if batches.iter().all(|b| b.ops.is_empty()) {
             return Ok(());
         }
-        let text = serde_json::to_string(&ops)
-            .map_err(|e| StoreError(format!("store: cannot encode the journal row: {e}")))?;
-        self.conn
-            .prepare_cached(APPEND_JOURNAL)
-            .and_then(|mut st| st.execute(params![text]))
-            .map_err(|e| sql_err("store: journal append", e))?;
-        // Outside a transaction the insert above is its own commit.
-        self.pending_upto = self.conn.last_insert_rowid();
-        Ok(())
+        if self.log.broken() {
+            // Records after a torn one would never be read: start a new
+            // file; the pending fold covers both.
+            self.log = LogFile::create(&self.path, self.log.gen() + 1, self.identity)?;
+        }
+        self.log.append(batches.iter().flat_map(|b| &b.ops))
     }
 
     fn committed(&mut self, batches: Vec<StoreBatch>) {
@@ -581,7 +652,7 @@ impl Backend for SqliteStore {
         match self.apply_step() {
             Ok(()) => self.retry_at = None,
             Err(e) => {
-                tracing::warn!(error = %e, "store: applying the journal to the tables failed; will retry");
+                tracing::warn!(error = %e, "store: applying the log to the tables failed; will retry");
                 self.retry_at = Some(Instant::now() + APPLY_RETRY);
             }
         }
@@ -589,12 +660,164 @@ impl Backend for SqliteStore {
 
     fn finish(&mut self) {
         // A stop applies everything, so the tables an operator inspects are
-        // complete; if it cannot, the next open replays the journal.
+        // complete; if it cannot, the next open replays the log.
         while self.applying.is_some() || !self.pending.is_empty() {
             if let Err(e) = self.apply_step() {
-                tracing::warn!(error = %e, "store: journal left for the next start to apply");
+                tracing::warn!(error = %e, "store: log left for the next start to apply");
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::{Source, StoreModel, Transport};
+    use std::io::Write;
+
+    fn publication(id: &str, state: &str) -> PublicationRecord {
+        PublicationRecord {
+            id: id.into(),
+            package: "call-info".into(),
+            resource: "sip:line@example.com".into(),
+            etag: format!("e-{state}"),
+            expires_at: Time(1_700_000_360_000),
+            changed_at: Time(1_700_000_000_000),
+            state: state.into(),
+            source: Source {
+                transport: Transport::Udp,
+                local: "127.0.0.1:5060".parse().expect("literal"),
+                remote: "192.0.2.7:5070".parse().expect("literal"),
+                conn: None,
+            },
+        }
+    }
+
+    fn batch(seq: u64, ops: Vec<StoreOp>) -> StoreBatch {
+        StoreBatch { seq, ops }
+    }
+
+    fn sorted(mut s: Snapshot) -> Snapshot {
+        s.publications.sort_by(|a, b| a.id.cmp(&b.id));
+        s
+    }
+
+    /// A crash after these commits: they are in the log, nothing folded
+    /// them into the tables, and nothing finished.
+    fn crash_after(path: &Path, commits: &[StoreBatch]) {
+        let (mut store, _) = SqliteStore::open(path).expect("open");
+        store.commit(commits).expect("commit");
+        std::mem::drop(store);
+    }
+
+    #[test]
+    fn commits_left_in_the_log_by_a_crash_are_loaded_by_the_next_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.db");
+        let commits = [
+            batch(1, vec![StoreOp::PutPublication(publication("a", "1"))]),
+            batch(2, vec![StoreOp::PutPublication(publication("b", "1"))]),
+        ];
+        crash_after(&path, &commits);
+        // A second life that also crashes, with one applied write (a crash
+        // between two folding transactions) replayed on top.
+        let (mut store, loaded) = SqliteStore::open(&path).expect("reopen");
+        assert_eq!(loaded.publications.len(), 2);
+        let more = [batch(
+            3,
+            vec![
+                StoreOp::PutPublication(publication("a", "2")),
+                StoreOp::DeletePublication("b".into()),
+            ],
+        )];
+        store.commit(&more).expect("commit");
+        let tx = store.conn.transaction().expect("tx");
+        apply_op(&tx, &StoreOp::DeletePublication("b".into())).expect("apply");
+        tx.commit().expect("commit tx");
+        std::mem::drop(store);
+
+        let mut expected = StoreModel::default();
+        commits
+            .iter()
+            .chain(&more)
+            .flat_map(|b| b.ops.clone())
+            .for_each(|op| expected.apply(op));
+        let (_, loaded) = SqliteStore::open(&path).expect("third open");
+        assert_eq!(sorted(loaded), sorted(expected.snapshot()));
+        // Replayed files are deleted; only the new one is left.
+        assert_eq!(log::generations(&path).expect("list").len(), 1);
+    }
+
+    #[test]
+    fn a_torn_last_record_is_dropped_and_a_corrupt_one_stops_the_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.db");
+        crash_after(
+            &path,
+            &[batch(
+                1,
+                vec![StoreOp::PutPublication(publication("a", "1"))],
+            )],
+        );
+        let gen = *log::generations(&path)
+            .expect("list")
+            .last()
+            .expect("a log");
+        let file = log::file_of(&path, gen);
+        let whole = std::fs::read(&file).expect("read log");
+        // A write the process died in: a header promising more than is there.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&file)
+            .expect("open log");
+        f.write_all(&[200, 0, 0, 0, 1, 2, 3, 4, b'[', b'{'])
+            .expect("torn record");
+        drop(f);
+        let (store, loaded) = SqliteStore::open(&path).expect("a torn tail is not an error");
+        assert_eq!(loaded.publications, vec![publication("a", "1")]);
+        drop(store);
+
+        // The same record with one byte of its payload changed.
+        let mut corrupt = whole.clone();
+        let last = corrupt.len() - 2;
+        corrupt[last] ^= 0x20;
+        let bad = log::file_of(&path, 100);
+        std::fs::write(&bad, &corrupt).expect("write corrupt log");
+        let err = SqliteStore::open(&path)
+            .err()
+            .expect("a corrupt record stops the start");
+        assert!(err.0.contains("CRC mismatch"), "{}", err.0);
+        assert!(err.0.contains(&bad.display().to_string()), "{}", err.0);
+    }
+
+    #[test]
+    fn a_log_of_another_database_with_the_same_name_is_not_replayed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.db");
+        crash_after(
+            &path,
+            &[batch(
+                1,
+                vec![StoreOp::PutPublication(publication("old", "1"))],
+            )],
+        );
+        let gen = *log::generations(&path)
+            .expect("list")
+            .last()
+            .expect("a log");
+        let kept = dir.path().join("kept");
+        std::fs::rename(log::file_of(&path, gen), &kept).expect("keep the log");
+        // The operator deletes the database to start afresh, and a log file
+        // of the old one is still (or again) beside it.
+        for f in ["s.db", "s.db-wal", "s.db-shm"] {
+            let _ = std::fs::remove_file(dir.path().join(f));
+        }
+        let (store, loaded) = SqliteStore::open(&path).expect("new database");
+        assert!(loaded.publications.is_empty());
+        drop(store);
+        std::fs::rename(&kept, log::file_of(&path, 50)).expect("old log back");
+        let (_, loaded) = SqliteStore::open(&path).expect("open beside a foreign log");
+        assert!(loaded.publications.is_empty(), "{:?}", loaded.publications);
     }
 }
