@@ -4,7 +4,8 @@
 # builds sharedline in release, pins every server to CPU 0 and the load
 # client to CPU 1, runs
 #   publish-fanout  (udp, tcp) against sharedline and (udp) the bare responder,
-#                   then (udp) against sharedline at half its peak rate (p99)
+#                   then (udp) against sharedline and the responder at half
+#                   sharedline's peak rate (p99)
 #   seize-fanout    (udp, tcp) against sharedline and Kamailio
 #   subscribe-churn (udp, tcp) against sharedline and Kamailio
 #   hold            (udp) against sharedline: memory per subscription, restart
@@ -213,6 +214,10 @@ PEAK=$(grep '"workload":"publish-fanout","transport":"udp","server":"sharedline"
 if [ -n "$PEAK" ]; then
     HALF=$(awk -v p="$PEAK" 'BEGIN { printf "%d", p / 2 }')
     bench sharedline publish-fanout udp --lines 1000 --watchers 10 --outstanding 1000 \
+        --sockets 16 --duration "$DURATION" --rate "$HALF"
+    # The bare responder at the same rate: the latency this machine and this
+    # client show for a server that does almost nothing.
+    bench responder publish-fanout udp --lines 1000 --watchers 10 --outstanding 1000 \
         --sockets 16 --duration "$DURATION" --rate "$HALF"
 fi
 for w in seize-fanout; do
