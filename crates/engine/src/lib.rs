@@ -33,6 +33,7 @@ mod publish;
 mod rng;
 mod salvage;
 pub mod sca;
+mod sharded;
 pub mod stats;
 pub mod store;
 mod subscribe;

@@ -26,6 +26,7 @@
 
 use crate::config::Timers;
 use crate::net::Transmit;
+use crate::sharded::Sharded;
 use crate::time::Time;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -250,7 +251,9 @@ fn give_back<K: std::hash::Hash + Eq, V, S: std::hash::BuildHasher>(map: &mut Ha
 /// All server transactions.
 pub struct ServerTransactions {
     timers: Timers,
-    entries: HashMap<Arc<str>, ServerEntry, ahash::RandomState>,
+    /// Sharded: over UDP it grows for Timer J's 32 s at the request rate,
+    /// and one table's growth step stalled everything behind it.
+    entries: Sharded<Arc<str>, ServerEntry>,
     deadlines: Deadlines,
 }
 
@@ -259,7 +262,7 @@ impl ServerTransactions {
     pub fn new(timers: Timers) -> Self {
         ServerTransactions {
             timers,
-            entries: HashMap::default(),
+            entries: Sharded::new(),
             deadlines: Deadlines::new(),
         }
     }
@@ -312,13 +315,13 @@ impl ServerTransactions {
         let (id, reliable, old) = (id.clone(), entry.reliable, entry.timer);
         self.deadlines.remove(old);
         if reliable {
-            self.entries.remove(&id);
+            self.entries.remove(&*id);
             return;
         }
         let timer = self
             .deadlines
             .insert(now + sixty_four_t1(&self.timers), id.clone());
-        if let Some(entry) = self.entries.get_mut(&id) {
+        if let Some(entry) = self.entries.get_mut(&*id) {
             entry.state = ServerState::Completed { response, tag };
             entry.timer = timer;
         }
@@ -328,9 +331,9 @@ impl ServerTransactions {
         // Every server deadline (Timer J, or the Trying bound) ends the
         // transaction, so firing is just removal.
         while let Some(id) = self.deadlines.pop_due(now) {
-            self.entries.remove(&id);
+            self.entries.remove(&*id);
         }
-        give_back(&mut self.entries);
+        self.entries.give_back();
     }
     /// The next deadline.
     pub fn next_timeout(&self) -> Option<Time> {
