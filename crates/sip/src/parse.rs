@@ -317,41 +317,78 @@ fn known_name(b: &[u8]) -> Option<HeaderName<'static>> {
             _ => return None,
         });
     }
-    let is = |canon: &[u8]| lower_eq(b, canon);
-    Some(match (b.len(), f) {
-        (3, b'v') if is(b"via") => H::Via,
-        (4, b'f') if is(b"from") => H::From,
-        (2, b't') if is(b"to") => H::To,
-        (7, b'c') if is(b"call-id") => H::CallId,
-        (7, b'c') if is(b"contact") => H::Contact,
-        (4, b'c') if is(b"cseq") => H::CSeq,
-        (12, b'm') if is(b"max-forwards") => H::MaxForwards,
-        (12, b'r') if is(b"record-route") => H::RecordRoute,
-        (5, b'r') if is(b"route") => H::Route,
-        (7, b'e') if is(b"expires") => H::Expires,
-        (11, b'm') if is(b"min-expires") => H::MinExpires,
-        (5, b'e') if is(b"event") => H::Event,
-        (12, b'a') if is(b"allow-events") => H::AllowEvents,
-        (6, b'a') if is(b"accept") => H::Accept,
-        (12, b'c') if is(b"content-type") => H::ContentType,
-        (14, b'c') if is(b"content-length") => H::ContentLength,
-        (16, b'c') if is(b"content-encoding") => H::ContentEncoding,
-        (7, b'r') if is(b"require") => H::Require,
-        (13, b'p') if is(b"proxy-require") => H::ProxyRequire,
-        (9, b's') if is(b"supported") => H::Supported,
-        (11, b'u') if is(b"unsupported") => H::Unsupported,
-        (9, b'c') if is(b"call-info") => H::CallInfo,
-        (8, b's') if is(b"sip-etag") => H::SipETag,
-        (12, b's') if is(b"sip-if-match") => H::SipIfMatch,
-        (18, b's') if is(b"subscription-state") => H::SubscriptionState,
-        (5, b'a') if is(b"allow") => H::Allow,
-        (11, b'r') if is(b"retry-after") => H::RetryAfter,
-        (10, b'u') if is(b"user-agent") => H::UserAgent,
-        (6, b's') if is(b"server") => H::Server,
-        (4, b'd') if is(b"date") => H::Date,
-        _ => return None,
-    })
+    // One table probe and one compare, the same code for every name. A
+    // match with a compare per name, each inlined with its own constant,
+    // took fewer instructions here but ran a different stretch of code
+    // for each header line; a fully read request runs more code than the
+    // L1 instruction cache holds, and took up to 6% more time with it
+    // (BENCHMARKS.md, message layer, round 6).
+    let last = b.last().map_or(0, |&l| l | 0x20);
+    let &(canon, name) = NAMES.get(usize::from(NAME_SLOT[name_hash(b.len(), f, last)]))?;
+    lower_eq(b, canon).then_some(name)
 }
+
+/// The known names of two letters or more, lowercase, as [`known_name`]
+/// finds them through [`NAME_SLOT`].
+const NAMES: [(&[u8], HeaderName<'static>); 30] = {
+    use HeaderName as H;
+    [
+        (b"via", H::Via),
+        (b"from", H::From),
+        (b"to", H::To),
+        (b"call-id", H::CallId),
+        (b"contact", H::Contact),
+        (b"cseq", H::CSeq),
+        (b"max-forwards", H::MaxForwards),
+        (b"record-route", H::RecordRoute),
+        (b"route", H::Route),
+        (b"expires", H::Expires),
+        (b"min-expires", H::MinExpires),
+        (b"event", H::Event),
+        (b"allow-events", H::AllowEvents),
+        (b"accept", H::Accept),
+        (b"content-type", H::ContentType),
+        (b"content-length", H::ContentLength),
+        (b"content-encoding", H::ContentEncoding),
+        (b"require", H::Require),
+        (b"proxy-require", H::ProxyRequire),
+        (b"supported", H::Supported),
+        (b"unsupported", H::Unsupported),
+        (b"call-info", H::CallInfo),
+        (b"sip-etag", H::SipETag),
+        (b"sip-if-match", H::SipIfMatch),
+        (b"subscription-state", H::SubscriptionState),
+        (b"allow", H::Allow),
+        (b"retry-after", H::RetryAfter),
+        (b"user-agent", H::UserAgent),
+        (b"server", H::Server),
+        (b"date", H::Date),
+    ]
+};
+
+/// Where a name of `len` bytes, first and last letters `first` and
+/// `last` (OR-ed with 0x20), would sit in [`NAME_SLOT`]. The constants
+/// were chosen so that the thirty names of [`NAMES`] land in thirty
+/// slots (checked when the table is built); any other name that lands on
+/// one of them fails the compare.
+#[inline(always)]
+const fn name_hash(len: usize, first: u8, last: u8) -> usize {
+    len.wrapping_add(2 * first as usize + 38 * last as usize) & 127
+}
+
+/// For each hash, the index in [`NAMES`] of the name there, or `u8::MAX`.
+const NAME_SLOT: [u8; 128] = {
+    let mut t = [u8::MAX; 128];
+    let mut k = 0;
+    while k < NAMES.len() {
+        let n = NAMES[k].0;
+        let h = name_hash(n.len(), n[0], n[n.len() - 1]);
+        assert!(t[h] == u8::MAX, "two known header names share a slot");
+        t[h] = k as u8;
+        k += 1;
+    }
+    t
+};
 
 /// On a stream: how many bytes at the start of `buf` form the next frame
 /// (leading CRLFs included, so the caller drains exactly that many). A buffer
@@ -529,6 +566,34 @@ mod tests {
                 HeaderName::from_name(&lower),
                 "{lower}"
             );
+        }
+    }
+
+    #[test]
+    fn table_names_and_their_neighbours_agree_with_from_name() {
+        // Every name of the table in three cases, with each byte replaced
+        // by every printable byte, cut short and made longer: the table
+        // must find exactly the names `from_name` finds.
+        let printable: Vec<u8> = (0x21..0x7f).collect();
+        for &(canon, _) in super::NAMES.iter() {
+            let canon = std::str::from_utf8(canon).unwrap();
+            let mut names = vec![
+                canon.to_string(),
+                canon.to_ascii_uppercase(),
+                format!("{canon}x"),
+                canon[1..].to_string(),
+                canon[..canon.len() - 1].to_string(),
+            ];
+            for at in 0..canon.len() {
+                for &c in &printable {
+                    let mut v = canon.as_bytes().to_vec();
+                    v[at] = c;
+                    names.push(String::from_utf8(v).unwrap());
+                }
+            }
+            for n in &names {
+                assert_eq!(header_name(n), HeaderName::from_name(n), "{n}");
+            }
         }
     }
 
