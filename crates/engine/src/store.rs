@@ -302,12 +302,20 @@ mod tests {
             expires_at: Time(u64::from(v)),
             changed_at: Time(1),
             state: format!("state {v}"),
-            source: Source {
-                transport: Transport::Udp,
-                local: "127.0.0.1:5060".parse().expect("literal"),
-                remote: "127.0.0.1:5070".parse().expect("literal"),
-                conn: None,
+            source: source(None),
+        }
+    }
+
+    fn source(conn: Option<ConnId>) -> Source {
+        Source {
+            transport: if conn.is_some() {
+                Transport::Tcp
+            } else {
+                Transport::Udp
             },
+            local: "127.0.0.1:5060".parse().expect("literal"),
+            remote: "127.0.0.1:5070".parse().expect("literal"),
+            conn,
         }
     }
 
@@ -331,12 +339,7 @@ mod tests {
             expires_at: Time(100),
             changed_at: Time(1),
             state: format!("{v}"),
-            source: Source {
-                transport: Transport::Tcp,
-                local: "127.0.0.1:5060".parse().expect("literal"),
-                remote: "127.0.0.1:5070".parse().expect("literal"),
-                conn: Some(ConnId(u64::from(v))),
-            },
+            source: source(Some(ConnId(u64::from(v)))),
         }
     }
 

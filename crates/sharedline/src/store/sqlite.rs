@@ -453,13 +453,7 @@ fn create_schema(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
         .map_err(|e| sql_err(&format!("sqlite:{shown}: begin"), e))?;
     tx.execute_batch(SCHEMA)
         .map_err(|e| sql_err(&format!("sqlite:{shown}: cannot create schema"), e))?;
-    let found: Option<String> = tx
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'schema_version'",
-            [],
-            |row| row.get(0),
-        )
-        .optional()
+    let found = read_meta(&tx, "schema_version")
         .map_err(|e| sql_err(&format!("sqlite:{shown}: cannot read schema version"), e))?;
     match found {
         Some(v) if v == "1" => {
@@ -487,17 +481,19 @@ fn create_schema(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
         .map_err(|e| sql_err(&format!("sqlite:{shown}: cannot commit schema"), e))
 }
 
+/// One value of the `meta` table.
+fn read_meta(conn: &Connection, key: &str) -> Result<Option<String>, rusqlite::Error> {
+    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| {
+        row.get(0)
+    })
+    .optional()
+}
+
 /// The identity written into this database's log files, made at the first
 /// open.
 fn log_identity(conn: &mut Connection, path: &Path) -> Result<u64, StoreError> {
     let shown = path.display();
-    let found: Option<String> = conn
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'log_identity'",
-            [],
-            |row| row.get(0),
-        )
-        .optional()
+    let found = read_meta(conn, "log_identity")
         .map_err(|e| sql_err(&format!("sqlite:{shown}: cannot read the log identity"), e))?;
     if let Some(id) = found.and_then(|v| v.parse().ok()) {
         return Ok(id);
@@ -525,13 +521,7 @@ fn log_identity(conn: &mut Connection, path: &Path) -> Result<u64, StoreError> {
 /// the last generation applied.
 fn replay_log(conn: &mut Connection, path: &Path, identity: u64) -> Result<u64, StoreError> {
     let shown = path.display();
-    let applied: u64 = conn
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'log_applied'",
-            [],
-            |row| row.get::<_, String>(0),
-        )
-        .optional()
+    let applied: u64 = read_meta(conn, "log_applied")
         .map_err(|e| sql_err(&format!("sqlite:{shown}: cannot read meta"), e))?
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
@@ -711,6 +701,20 @@ mod tests {
         std::mem::drop(store);
     }
 
+    /// A crash after committing publication `id`; returns the log file
+    /// that holds it.
+    fn crash_with_one_publication(path: &Path, id: &str) -> std::path::PathBuf {
+        crash_after(
+            path,
+            &[batch(
+                1,
+                vec![StoreOp::PutPublication(publication(id, "1"))],
+            )],
+        );
+        let gen = *log::generations(path).expect("list").last().expect("a log");
+        log::file_of(path, gen)
+    }
+
     #[test]
     fn commits_left_in_the_log_by_a_crash_are_loaded_by_the_next_open() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -753,18 +757,7 @@ mod tests {
     fn a_torn_last_record_is_dropped_and_a_corrupt_one_stops_the_start() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("s.db");
-        crash_after(
-            &path,
-            &[batch(
-                1,
-                vec![StoreOp::PutPublication(publication("a", "1"))],
-            )],
-        );
-        let gen = *log::generations(&path)
-            .expect("list")
-            .last()
-            .expect("a log");
-        let file = log::file_of(&path, gen);
+        let file = crash_with_one_publication(&path, "a");
         let whole = std::fs::read(&file).expect("read log");
         // A write the process died in: a header promising more than is there.
         let mut f = std::fs::OpenOptions::new()
@@ -795,19 +788,9 @@ mod tests {
     fn a_log_of_another_database_with_the_same_name_is_not_replayed() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("s.db");
-        crash_after(
-            &path,
-            &[batch(
-                1,
-                vec![StoreOp::PutPublication(publication("old", "1"))],
-            )],
-        );
-        let gen = *log::generations(&path)
-            .expect("list")
-            .last()
-            .expect("a log");
+        let file = crash_with_one_publication(&path, "old");
         let kept = dir.path().join("kept");
-        std::fs::rename(log::file_of(&path, gen), &kept).expect("keep the log");
+        std::fs::rename(file, &kept).expect("keep the log");
         // The operator deletes the database to start afresh, and a log file
         // of the old one is still (or again) beside it.
         for f in ["s.db", "s.db-wal", "s.db-shm"] {
