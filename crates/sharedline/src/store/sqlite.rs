@@ -49,9 +49,13 @@ const SCHEMA_VERSION: i64 = 2;
 /// Committed writes wait at most about this long in the log before the
 /// writer applies them to the tables.
 pub(crate) const FOLD_WINDOW: Duration = Duration::from_secs(1);
-/// ... or less, once this many records have a write pending, which bounds
-/// the memory the fold holds and the work a restart replays.
+/// ... or less, once this many records have a write pending.
 const MAX_PENDING: usize = 4096;
+/// Folding runs between commits, when none is waiting. Should commits
+/// never stop coming, each one also applies steps while more than this
+/// many writes wait for the tables: the fold's memory, the log files and
+/// the work of a restart stay bounded even then.
+const MAX_BACKLOG: usize = 4 * MAX_PENDING;
 /// Writes applied per transaction when folding: each transaction holds the
 /// writer (and the commits waiting behind it) for well under a millisecond.
 const APPLY_STEP: usize = 64;
@@ -324,6 +328,11 @@ impl SqliteStore {
             self.applied_gen = upto;
         }
         Ok(())
+    }
+
+    /// Writes waiting for the tables.
+    fn backlog(&self) -> usize {
+        self.pending.len() + self.applying.as_ref().map_or(0, |a| a.ops.len() - a.done)
     }
 
     fn load(&self, path: &Path) -> Result<Snapshot, StoreError> {
@@ -623,6 +632,9 @@ impl Backend for SqliteStore {
         for op in batches.into_iter().flat_map(|b| b.ops) {
             self.pending.push(op);
         }
+        while self.backlog() > MAX_BACKLOG && self.retry_at.is_none() {
+            self.work();
+        }
     }
 
     fn work_due(&self) -> Option<Instant> {
@@ -751,6 +763,41 @@ mod tests {
         assert_eq!(sorted(loaded), sorted(expected.snapshot()));
         // Replayed files are deleted; only the new one is left.
         assert_eq!(log::generations(&path).expect("list").len(), 1);
+    }
+
+    #[test]
+    fn commits_that_never_stop_still_reach_the_tables() {
+        // A writer that never finds its queue empty never folds between
+        // commits; the backlog must stay bounded all the same.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.db");
+        let (mut store, _) = SqliteStore::open(&path).expect("open");
+        let mut expected = StoreModel::default();
+        for seq in 1..=300u64 {
+            let ops: Vec<StoreOp> = (0..100)
+                .map(|i| StoreOp::PutPublication(publication(&format!("p{seq}-{i}"), "x")))
+                .collect();
+            ops.iter().for_each(|op| expected.apply(op.clone()));
+            let group = [batch(seq, ops)];
+            store.commit(&group).expect("commit");
+            store.committed(group.into());
+            assert!(
+                store.backlog() <= MAX_BACKLOG + 100,
+                "backlog {} after commit {seq}",
+                store.backlog()
+            );
+        }
+        let in_tables: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM publications", [], |r| r.get(0))
+            .expect("count");
+        assert!(
+            in_tables >= 30_000 - MAX_BACKLOG as i64 - 100,
+            "{in_tables} in the tables"
+        );
+        drop(store);
+        let (_, loaded) = SqliteStore::open(&path).expect("reopen");
+        assert_eq!(sorted(loaded), sorted(expected.snapshot()));
     }
 
     #[test]
