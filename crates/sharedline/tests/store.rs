@@ -886,6 +886,11 @@ fn a_locked_database_delays_the_tables_not_the_acknowledgements() {
         Some("1"),
         "the first log file is applied at close"
     );
+    assert_eq!(
+        log_files(&path),
+        Vec::<PathBuf>::new(),
+        "a clean stop leaves no log file"
+    );
     let ids: Vec<String> = reopen(&path)
         .publications
         .into_iter()

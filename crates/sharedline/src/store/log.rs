@@ -173,6 +173,16 @@ impl LogFile {
         self.gen
     }
 
+    /// Whether no record has been appended.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == FILE_HEADER as u64
+    }
+
+    /// The file's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Append one record holding `ops`. On error nothing of it stays in the
     /// file (a partial write is cut off), so the caller can retry.
     pub(crate) fn append<'a>(

@@ -669,6 +669,11 @@ impl Backend for SqliteStore {
                 return;
             }
         }
+        // Everything is in the tables: the file commits would have gone to
+        // next holds nothing, and a stopped server leaves only the database.
+        if self.log.is_empty() {
+            remove_applied(self.log.path());
+        }
     }
 }
 
