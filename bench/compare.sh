@@ -17,13 +17,17 @@
 #
 # Environment: DURATION (seconds per run, default 10), HOLD (subscriptions
 # held, default 100000; 0 skips hold), RESULTS (JSON lines file, default
-# bench/results/compare-DATE.jsonl), CARGO_TARGET_DIR, BASE_PORT (default 25060).
+# bench/results/compare-DATE.jsonl), CARGO_TARGET_DIR, BASE_PORT (default 25060),
+# KAM_SHM (Kamailio's shared memory in MiB, default 6144).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DURATION=${DURATION:-10}
 HOLD=${HOLD:-100000}
 BASE_PORT=${BASE_PORT:-25060}
+# Kamailio's shared memory in MiB: with 2048 its sca ran out during
+# seize-fanout on the session 4 host and dropped NOTIFYs.
+KAM_SHM=${KAM_SHM:-6144}
 SL_PORT=$BASE_PORT
 KAM_PORT=$((BASE_PORT + 10))
 RESP_PORT=$((BASE_PORT + 20))
@@ -139,7 +143,7 @@ start_server() {
         mkdir -p "$WORK/kamailio-db" "$WORK/kamailio-run"
         cp "$DBTEXT_TEMPLATE/version" "$DBTEXT_TEMPLATE/sca_subscriptions" "$WORK/kamailio-db/"
         setsid taskset -c $SERVER_CPU kamailio -f "$ROOT/bench/kamailio/kamailio.cfg" \
-            -DD -E -m 2048 -M 32 -L "$KAM_MODULES" -Y "$WORK/kamailio-run" \
+            -DD -E -m "$KAM_SHM" -M 32 -L "$KAM_MODULES" -Y "$WORK/kamailio-run" \
             -l "udp:127.0.0.1:$KAM_PORT" -l "tcp:127.0.0.1:$KAM_PORT" \
             -A "DBURL=\"text://$WORK/kamailio-db\"" \
             >"$WORK/kamailio.out" 2>>"$WORK/kamailio.err" &
