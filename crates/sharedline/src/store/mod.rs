@@ -14,10 +14,12 @@
 //! ([`StoreWriter::submit_all`]): on one core every hand-over can switch
 //! threads.
 //!
-//! Two stores exist: SQLite ([`sqlite`]) and memory (nothing survives a
-//! restart; for tests and throwaway runs, with no code of its own). SQLite
-//! commits on the writer thread, so its callback is invoked from that
-//! thread, never from inside [`StoreWriter::submit`]. The memory store has
+//! Two stores exist: SQLite ([`sqlite`], with its write-ahead [`log`]) and
+//! memory (nothing survives a restart; for tests and throwaway runs, with
+//! no code of its own). SQLite commits on the writer thread (a group is
+//! one record appended to the log; between commits the thread folds the
+//! log into the tables, [`Backend::work`]), so its callback is invoked
+//! from that thread, never from inside [`StoreWriter::submit`]. The memory store has
 //! nothing to wait for: its `submit` calls the callback at once, before
 //! returning, so a server on one core does not pay two thread switches per
 //! round for nothing. The callback must therefore not take locks the
