@@ -7,7 +7,7 @@
 /// to the writer used to switch to it at once, so it committed one small
 /// group per hand-over while the engine waited; now the engine finishes its
 /// round, and the input already waiting, first, and the writer commits one
-/// larger group (over TCP, seize-fanout went from 10.1k to 14.1-14.5k
+/// larger group (over TCP, seize-fanout went from 9.7-10.1k to 12.9-14.6k
 /// requests/s, see BENCHMARKS.md). Returns false where the policy cannot be
 /// set; the thread then runs as before, only slower.
 pub(crate) fn batch_policy_for_this_thread() -> bool {

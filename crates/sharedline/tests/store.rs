@@ -96,6 +96,14 @@ fn wait_for_ack(rx: &Receiver<u64>, seq: u64) -> Vec<u64> {
     }
 }
 
+/// Opens the store at `path`, commits `ops` as batch 1 and closes it.
+fn store_and_close(path: &Path, ops: Vec<StoreOp>) {
+    let (_, writer, acks) = open_with_acks(&StoreSpec::Sqlite(path.to_path_buf()));
+    writer.submit(StoreBatch { seq: 1, ops });
+    wait_for_ack(&acks, 1);
+    writer.close();
+}
+
 fn reopen(path: &Path) -> Snapshot {
     let (snapshot, writer) =
         open(&StoreSpec::Sqlite(path.to_path_buf()), Box::new(|_| {})).expect("store reopens");
@@ -436,13 +444,10 @@ fn open_reports_unusable_files() {
     );
 
     let path = db_path(&dir);
-    let (_, writer, acks) = open_with_acks(&StoreSpec::Sqlite(path.clone()));
-    writer.submit(StoreBatch {
-        seq: 1,
-        ops: vec![StoreOp::PutSubscription(subscription("s1", "x"))],
-    });
-    wait_for_ack(&acks, 1);
-    writer.close();
+    store_and_close(
+        &path,
+        vec![StoreOp::PutSubscription(subscription("s1", "x"))],
+    );
 
     let conn = rusqlite::Connection::open(&path).expect("inspect");
     conn.execute(
@@ -903,13 +908,10 @@ fn a_locked_database_delays_the_tables_not_the_acknowledgements() {
 fn a_version_1_file_is_upgraded_and_keeps_its_records() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = db_path(&dir);
-    let (_, writer, acks) = open_with_acks(&StoreSpec::Sqlite(path.clone()));
-    writer.submit(StoreBatch {
-        seq: 1,
-        ops: vec![StoreOp::PutSubscription(subscription("s", "x"))],
-    });
-    wait_for_ack(&acks, 1);
-    writer.close();
+    store_and_close(
+        &path,
+        vec![StoreOp::PutSubscription(subscription("s", "x"))],
+    );
     // What the previous release left: version 1, no log.
     let conn = rusqlite::Connection::open(&path).expect("inspect");
     conn.execute_batch(
