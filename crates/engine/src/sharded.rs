@@ -14,6 +14,19 @@ use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 
+/// A burst (100k phones re-registering after an outage) grows a table that
+/// then sits mostly empty: give the memory back once it is under a quarter
+/// used, keeping room to double. Tables of at most `floor` slots are left
+/// as they are.
+pub(crate) fn give_back<K: Hash + Eq, V, S: std::hash::BuildHasher>(
+    map: &mut HashMap<K, V, S>,
+    floor: usize,
+) {
+    if map.capacity() > floor && map.len() < map.capacity() / 4 {
+        map.shrink_to(map.len() * 2);
+    }
+}
+
 /// Tables per map.
 const SHARDS: usize = 64;
 
@@ -92,13 +105,10 @@ impl<K: Hash + Eq, V> Sharded<K, V> {
         self.len
     }
 
-    /// After a burst: give memory back from tables under a quarter used,
-    /// keeping room to double.
+    /// After a burst: give memory back from tables under a quarter used.
     pub(crate) fn give_back(&mut self) {
         for t in self.tables.iter_mut() {
-            if t.capacity() > 64 && t.len() < t.capacity() / 4 {
-                t.shrink_to(t.len() * 2);
-            }
+            give_back(t, 64);
         }
     }
 

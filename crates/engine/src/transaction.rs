@@ -26,7 +26,7 @@
 
 use crate::config::Timers;
 use crate::net::Transmit;
-use crate::sharded::Sharded;
+use crate::sharded::{give_back, Sharded};
 use crate::time::Time;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -237,15 +237,6 @@ struct ServerEntry {
     state: ServerState,
     reliable: bool,
     timer: (Time, u64),
-}
-
-/// A burst (100k phones re-registering after an outage) grows a table that
-/// then sits mostly empty: give the memory back once it is under a quarter
-/// used, keeping room to double.
-fn give_back<K: std::hash::Hash + Eq, V, S: std::hash::BuildHasher>(map: &mut HashMap<K, V, S>) {
-    if map.capacity() > 4096 && map.len() < map.capacity() / 4 {
-        map.shrink_to(map.len() * 2);
-    }
 }
 
 /// All server transactions.
@@ -494,7 +485,7 @@ impl<C: Clone> ClientTransactions<C> {
             self.deadlines.push(Reverse((entry.scheduled, id)));
         }
         self.prune();
-        give_back(&mut self.entries);
+        give_back(&mut self.entries, 4096);
     }
     /// The next deadline.
     pub fn next_timeout(&self) -> Option<Time> {

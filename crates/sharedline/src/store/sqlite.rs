@@ -48,7 +48,7 @@ const SCHEMA_VERSION: i64 = 2;
 
 /// Committed writes wait at most about this long in the log before the
 /// writer applies them to the tables.
-pub(crate) const FOLD_WINDOW: Duration = Duration::from_secs(1);
+const FOLD_WINDOW: Duration = Duration::from_secs(1);
 /// ... or less, once this many records have a write pending.
 const MAX_PENDING: usize = 4096;
 /// Folding runs between commits, when none is waiting. Should commits
@@ -263,9 +263,8 @@ impl SqliteStore {
         let mut conn = conn;
         create_schema(&mut conn, path)?;
         let identity = log_identity(&mut conn, path)?;
-        let applied_gen = replay_log(&mut conn, path, identity)?;
+        let (applied_gen, newest) = replay_log(&mut conn, path, identity)?;
         // Past any file left over (another database's), never onto one.
-        let newest = log::generations(path)?.last().copied().unwrap_or(0);
         let log = LogFile::create(path, applied_gen.max(newest) + 1, identity)?;
         let store = SqliteStore {
             conn,
@@ -307,17 +306,12 @@ impl SqliteStore {
         };
         let end = (apply.done + APPLY_STEP).min(apply.ops.len());
         let last = end == apply.ops.len();
-        let sql = |e| sql_err("store: applying the log", e);
-        let tx = self.conn.transaction().map_err(sql)?;
-        for op in &apply.ops[apply.done..end] {
-            apply_op(&tx, op).map_err(sql)?;
-        }
-        if last {
-            tx.prepare_cached(SET_LOG_APPLIED)
-                .and_then(|mut st| st.execute(params![apply.upto_gen.to_string()]))
-                .map_err(sql)?;
-        }
-        tx.commit().map_err(sql)?;
+        apply_in_one_transaction(
+            &mut self.conn,
+            &apply.ops[apply.done..end],
+            last.then_some(apply.upto_gen),
+        )
+        .map_err(|e| sql_err("store: applying the log", e))?;
         apply.done = end;
         if last {
             let upto = apply.upto_gen;
@@ -526,9 +520,10 @@ fn log_identity(conn: &mut Connection, path: &Path) -> Result<u64, StoreError> {
 }
 
 /// Apply whatever the log files beside `path` still hold (after a crash,
-/// or a stop that could not finish) to the tables, delete them, and return
-/// the last generation applied.
-fn replay_log(conn: &mut Connection, path: &Path, identity: u64) -> Result<u64, StoreError> {
+/// or a stop that could not finish) to the tables and delete them. Returns
+/// the last generation applied and the newest generation found beside the
+/// database (another database's files included).
+fn replay_log(conn: &mut Connection, path: &Path, identity: u64) -> Result<(u64, u64), StoreError> {
     let shown = path.display();
     let applied: u64 = read_meta(conn, "log_applied")
         .map_err(|e| sql_err(&format!("sqlite:{shown}: cannot read meta"), e))?
@@ -536,7 +531,9 @@ fn replay_log(conn: &mut Connection, path: &Path, identity: u64) -> Result<u64, 
         .unwrap_or(0);
     let mut fold = StoreFold::default();
     let mut replayed = Vec::new();
-    for gen in log::generations(path)? {
+    let gens = log::generations(path)?;
+    let newest = gens.last().copied().unwrap_or(0);
+    for gen in gens {
         let file = log::file_of(path, gen);
         if gen <= applied {
             // Applied, but the stop came before the file was deleted.
@@ -555,22 +552,16 @@ fn replay_log(conn: &mut Connection, path: &Path, identity: u64) -> Result<u64, 
         }
     }
     let Some(&(last, _)) = replayed.last() else {
-        return Ok(applied);
+        return Ok((applied, newest));
     };
     let records = fold.len();
-    let fail = |e| sql_err(&format!("sqlite:{shown}: replaying the log"), e);
-    let tx = conn.transaction().map_err(fail)?;
-    for op in &fold.into_ops() {
-        apply_op(&tx, op).map_err(fail)?;
-    }
-    tx.execute(SET_LOG_APPLIED, params![last.to_string()])
-        .map_err(fail)?;
-    tx.commit().map_err(fail)?;
+    apply_in_one_transaction(conn, &fold.into_ops(), Some(last))
+        .map_err(|e| sql_err(&format!("sqlite:{shown}: replaying the log"), e))?;
     for (_, file) in &replayed {
         remove_applied(file);
     }
     tracing::info!(store = %shown, records, files = replayed.len(), "log applied");
-    Ok(last)
+    Ok((last, newest))
 }
 
 /// Delete a log file whose records are all in the tables. Failing only
@@ -581,6 +572,25 @@ fn remove_applied(file: &Path) {
             tracing::warn!(file = %file.display(), error = %e, "cannot delete an applied log file");
         }
     }
+}
+
+/// Apply `ops` to the tables in one transaction, recording the log files up
+/// to `applied_gen` (if given) as applied in the same one: all of it lands
+/// or none.
+fn apply_in_one_transaction(
+    conn: &mut Connection,
+    ops: &[StoreOp],
+    applied_gen: Option<u64>,
+) -> Result<(), rusqlite::Error> {
+    let tx = conn.transaction()?;
+    for op in ops {
+        apply_op(&tx, op)?;
+    }
+    if let Some(gen) = applied_gen {
+        tx.prepare_cached(SET_LOG_APPLIED)?
+            .execute(params![gen.to_string()])?;
+    }
+    tx.commit()
 }
 
 /// One write to the tables.
