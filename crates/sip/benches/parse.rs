@@ -14,7 +14,8 @@
 //! Run: `cargo bench -p sip --bench parse -- --warm-up-time 1 --measurement-time 3`
 //!
 //! Two more modes of the same binary, for a loaded machine:
-//! `SIP_BENCH_BEST=1` prints the best of 400 batches of 200 calls per case,
+//! `SIP_BENCH_BEST=1` prints the best of 400 batches of 200 calls per case
+//! (with `check_only` and `access_only` on a message parsed beforehand),
 //! and `SIP_BENCH_COUNT=message:case:n` runs one case n times for
 //! `valgrind --tool=callgrind` (instructions per call = difference between
 //! two values of n divided by their difference).
@@ -413,6 +414,26 @@ fn best_batches() {
                 let t = std::time::Instant::now();
                 for _ in 0..200 {
                     sink += f(black_box(bytes));
+                }
+                best = best.min(t.elapsed().as_nanos() as f64 / 200.0);
+            }
+            black_box(sink);
+            println!("{name} {case} {best:.0}");
+        }
+        let parsed = parse_typed(bytes, false).expect("bench message parses");
+        let parts: [(&str, &dyn Fn() -> usize); 2] = [
+            ("check_only", &|| {
+                usize::from(black_box(&parsed).check().is_ok())
+            }),
+            ("access_only", &|| access(black_box(&parsed))),
+        ];
+        for (case, f) in parts {
+            let mut best = f64::MAX;
+            let mut sink = 0;
+            for _ in 0..400 {
+                let t = std::time::Instant::now();
+                for _ in 0..200 {
+                    sink += f();
                 }
                 best = best.min(t.elapsed().as_nanos() as f64 / 200.0);
             }
