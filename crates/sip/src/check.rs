@@ -167,10 +167,14 @@ fn addresses<'a, L: Kind<'a, Item = NameAddr<'a>>>(
     Ok(())
 }
 
+#[cold]
+#[inline(never)]
 fn header_ref(e: &HeaderError) -> Invalid {
     header(e.clone())
 }
 
+#[cold]
+#[inline(never)]
 fn bad(reason: &'static str) -> Invalid {
     Invalid {
         status: 400,
@@ -178,6 +182,8 @@ fn bad(reason: &'static str) -> Invalid {
     }
 }
 
+#[cold]
+#[inline(never)]
 fn header(e: HeaderError) -> Invalid {
     Invalid {
         status: 400,

@@ -8,7 +8,10 @@
 //! `scan` module, which reads the usual shapes in one forward walk; what it
 //! declines goes to the general parser here (the `parse_general` functions),
 //! which alone decides errors and their texts. [`crate::Parsed`] keeps the
-//! results for the headers read on every request.
+//! results for the headers read on every request. The general parsers are
+//! `#[cold]` and out of line: they run only on what a scanner declines, and
+//! inlined beside the fast paths they spread those over more lines of the
+//! instruction cache.
 //!
 //! Folded lines (CRLF followed by white space) inside a value are ordinary
 //! white space to every parser here.
@@ -152,7 +155,7 @@ pub struct Via<'a> {
 
 /// A name-addr or addr-spec with parameters: From, To, Contact, Route,
 /// Record-Route (RFC 3261 §20.10).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct NameAddr<'a> {
     /// Display name (quotes removed, escapes left as written), if any.
     pub display: Option<&'a str>,
@@ -162,11 +165,49 @@ pub struct NameAddr<'a> {
     pub params: Params<'a>,
     /// The whole element as written.
     pub raw: &'a str,
+    /// `tag()`'s answer, when the scanner that read the parameters met it
+    /// on its way (`None`: not known, read from `params` when asked). Not
+    /// part of the value: equality and `Debug` leave it out. It describes
+    /// `params` as parsed; nothing in the workspace reassigns `params` of a
+    /// parsed `NameAddr`, and code that did would have to clear this.
+    pub(crate) tag_seen: Option<Option<&'a str>>,
+}
+
+impl PartialEq for NameAddr<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.display == other.display
+            && self.uri == other.uri
+            && self.params == other.params
+            && self.raw == other.raw
+    }
+}
+
+impl Eq for NameAddr<'_> {}
+
+impl fmt::Debug for NameAddr<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NameAddr")
+            .field("display", &self.display)
+            .field("uri", &self.uri)
+            .field("params", &self.params)
+            .field("raw", &self.raw)
+            .finish()
+    }
 }
 
 impl<'a> NameAddr<'a> {
     /// The `tag` parameter.
+    #[inline]
     pub fn tag(&self) -> Option<&'a str> {
+        match self.tag_seen {
+            Some(t) => t,
+            None => self.tag_in_params(),
+        }
+    }
+
+    /// [`NameAddr::tag`] read from the parameter text.
+    #[inline(never)]
+    fn tag_in_params(&self) -> Option<&'a str> {
         // The usual shape first: `;tag=value` leading the parameters, with
         // no LWS or quote after `=`. That is exactly where `ParamIter`
         // would find the first parameter and its value, without its walk.
@@ -281,6 +322,8 @@ impl<'a> Via<'a> {
     }
 
     /// The general Via parser, for what the single-pass scanner declines.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn parse_general(s: &'a str) -> Result<Via<'a>, HeaderError> {
         const H: &str = "Via";
         let raw = trim_lws(s);
@@ -433,6 +476,8 @@ fn name_addr<'a>(s: &'a str, h: &'static str) -> Result<NameAddr<'a>, HeaderErro
 }
 
 /// The general name-addr parser, for what the single-pass scanner declines.
+#[cold]
+#[inline(never)]
 pub(crate) fn name_addr_general<'a>(
     s: &'a str,
     h: &'static str,
@@ -463,6 +508,7 @@ pub(crate) fn name_addr_general<'a>(
             uri,
             params,
             raw,
+            tag_seen: None,
         });
     }
     // addr-spec: the URI runs to the first ';' (RFC 3261 §20.10: a URI
@@ -480,6 +526,7 @@ pub(crate) fn name_addr_general<'a>(
         uri,
         params,
         raw,
+        tag_seen: None,
     })
 }
 
@@ -503,6 +550,8 @@ impl<'a> CallInfo<'a> {
     }
 
     /// The general Call-Info parser.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn parse_general(s: &'a str) -> Result<CallInfo<'a>, HeaderError> {
         const H: &str = "Call-Info";
         let mut c = Cursor::new(trim_lws(s));
@@ -552,6 +601,8 @@ impl<'a> Event<'a> {
     }
 
     /// The general Event parser.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn parse_general(s: &'a str) -> Result<Event<'a>, HeaderError> {
         const H: &str = "Event";
         let mut c = Cursor::new(trim_lws(s));
@@ -587,6 +638,8 @@ impl<'a> ContentType<'a> {
     }
 
     /// The general Content-Type parser.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn parse_general(s: &'a str) -> Result<ContentType<'a>, HeaderError> {
         const H: &str = "Content-Type";
         let v = trim_lws(s);
@@ -623,6 +676,8 @@ impl<'a> SubscriptionState<'a> {
     }
 
     /// The general Subscription-State parser.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn parse_general(s: &'a str) -> Result<SubscriptionState<'a>, HeaderError> {
         const H: &str = "Subscription-State";
         let mut c = Cursor::new(trim_lws(s));
@@ -714,7 +769,6 @@ pub(crate) mod value {
     }
 
     pub(crate) fn cseq(v: &str) -> Result<CSeq<'_>, HeaderError> {
-        const H: &str = "CSeq";
         // The usual shape in one pass: at most nine digits (so the number
         // fits), one space, a token to the end. Anything else is read by
         // the general code below, which gives the same answer here.
@@ -733,6 +787,14 @@ pub(crate) mod value {
                 }
             }
         }
+        cseq_general(v)
+    }
+
+    /// What the one-pass shape of [`cseq`] declines.
+    #[cold]
+    #[inline(never)]
+    fn cseq_general(v: &str) -> Result<CSeq<'_>, HeaderError> {
+        const H: &str = "CSeq";
         let mut c = Cursor::new(v);
         let digits = c.take_while(|b| b.is_ascii_digit());
         if digits.is_empty() {
@@ -785,6 +847,7 @@ pub(crate) fn contact(e: &str) -> Result<NameAddr<'_>, HeaderError> {
             uri: e,
             params: Params::default(),
             raw: e,
+            tag_seen: Some(None),
         })
     } else {
         name_addr(e, "Contact")
@@ -799,6 +862,8 @@ pub(crate) fn to_value(v: &str) -> Result<NameAddr<'_>, HeaderError> {
     name_addr(v, "To")
 }
 
+#[cold]
+#[inline(never)]
 pub(crate) fn accept_range(e: &str) -> Result<&str, HeaderError> {
     let mut c = Cursor::new(e);
     let m = media_range(&mut c).ok_or(err("Accept", "bad media range"))?;
@@ -879,6 +944,8 @@ pub(crate) mod lists {
             .map(|h| token_of(trim_lws(h.value), "SIP-If-Match"))
     }
 
+    #[cold]
+    #[inline(never)]
     fn contact_general(e: &str) -> Result<NameAddr<'_>, HeaderError> {
         if e == "*" {
             contact(e)
@@ -1106,6 +1173,8 @@ mod tests {
         ] {
             let a = super::from_value(v).unwrap();
             assert_eq!(a.tag(), a.params.get("tag").flatten(), "{v}");
+            // What the scanner remembered is what the walk finds.
+            assert_eq!(a.tag(), a.tag_in_params(), "{v}");
         }
         let a = super::from_value("<sip:a@b>;tag=1x").unwrap();
         assert_eq!(a.tag(), Some("1x"));

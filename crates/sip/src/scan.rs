@@ -165,13 +165,22 @@ pub(crate) fn name_addr(s: &str, i: usize) -> Option<(NameAddr<'_>, Stop)> {
         _ => return None,
     };
     let (uri, after) = angle(s, lt)?;
-    let stop = params(s, after, |_, _| Some(()))?;
+    // The first `tag` met is what `NameAddr::tag` would find by walking
+    // these parameters again.
+    let mut tag = None;
+    let stop = params(s, after, |name, value| {
+        if tag.is_none() && named(name, "tag") {
+            tag = Some(value);
+        }
+        Some(())
+    })?;
     Some((
         NameAddr {
             display,
             uri,
             params: Params::from_checked(sub(s, after, stop.end)),
             raw: sub(s, i, stop.end),
+            tag_seen: Some(tag.flatten()),
         },
         stop,
     ))
@@ -189,6 +198,7 @@ pub(crate) fn contact(s: &str, i: usize) -> Option<(NameAddr<'_>, Stop)> {
                 uri: raw,
                 params: Params::default(),
                 raw,
+                tag_seen: Some(None),
             };
             return Some((na, Stop { end: i + 1, next }));
         }
@@ -469,9 +479,10 @@ impl<'m, 'a, K: Kind<'a>> Elements<'m, 'a, K> {
 impl<'a, K: Kind<'a>> Iterator for Elements<'_, 'a, K> {
     type Item = Result<K::Item, HeaderError>;
 
-    // Inlined where the walk is built, so that the scanner's element is
-    // built in place, not returned through memory.
-    #[inline]
+    // One copy per header kind, shared by `Known::build`, the check and
+    // the accessors: inlined at each walk, the copies cost more in
+    // instruction cache than returning the element through memory does.
+    #[inline(never)]
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             let line = self.at.line;
