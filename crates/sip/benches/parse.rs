@@ -379,6 +379,21 @@ fn count(spec: &str) {
 
 criterion_group!(benches, bench);
 
+/// The best of 400 batches of 200 calls of `f`, in ns per call.
+fn best_of(mut f: impl FnMut() -> usize) -> f64 {
+    let mut best = f64::MAX;
+    let mut sink = 0;
+    for _ in 0..400 {
+        let t = std::time::Instant::now();
+        for _ in 0..200 {
+            sink += f();
+        }
+        best = best.min(t.elapsed().as_nanos() as f64 / 200.0);
+    }
+    black_box(sink);
+    best
+}
+
 /// A named case of the benchmark.
 type Case = (&'static str, fn(&[u8]) -> usize);
 
@@ -408,17 +423,7 @@ fn best_batches() {
         ("notify", NOTIFY),
     ] {
         for (case, f) in cases {
-            let mut best = f64::MAX;
-            let mut sink = 0;
-            for _ in 0..400 {
-                let t = std::time::Instant::now();
-                for _ in 0..200 {
-                    sink += f(black_box(bytes));
-                }
-                best = best.min(t.elapsed().as_nanos() as f64 / 200.0);
-            }
-            black_box(sink);
-            println!("{name} {case} {best:.0}");
+            println!("{name} {case} {:.0}", best_of(|| f(black_box(bytes))));
         }
         let parsed = parse_typed(bytes, false).expect("bench message parses");
         let parts: [(&str, &dyn Fn() -> usize); 2] = [
@@ -428,17 +433,7 @@ fn best_batches() {
             ("access_only", &|| access(black_box(&parsed))),
         ];
         for (case, f) in parts {
-            let mut best = f64::MAX;
-            let mut sink = 0;
-            for _ in 0..400 {
-                let t = std::time::Instant::now();
-                for _ in 0..200 {
-                    sink += f();
-                }
-                best = best.min(t.elapsed().as_nanos() as f64 / 200.0);
-            }
-            black_box(sink);
-            println!("{name} {case} {best:.0}");
+            println!("{name} {case} {:.0}", best_of(f));
         }
         let m = parse(bytes, false).expect("bench message parses");
         let headers: Vec<_> = m
@@ -452,14 +447,10 @@ fn best_batches() {
             m.request_uri().expect("request"),
         );
         let mut out = Vec::with_capacity(2048);
-        let mut best = f64::MAX;
-        for _ in 0..400 {
-            let t = std::time::Instant::now();
-            for _ in 0..200 {
-                write(&mut out, method, uri, black_box(&headers));
-            }
-            best = best.min(t.elapsed().as_nanos() as f64 / 200.0);
-        }
+        let best = best_of(|| {
+            write(&mut out, method, uri, black_box(&headers));
+            out.len()
+        });
         println!("{name} write {best:.0}");
     }
 }
