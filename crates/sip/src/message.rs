@@ -151,6 +151,12 @@ macro_rules! header_names {
                 HeaderName::Other(s)
             }
 
+            /// Every known name: its canonical spelling, then its compact
+            /// form if it has one (for tests that must cover them all).
+            #[cfg(test)]
+            pub(crate) const SPELLINGS: &'static [&'static [&'static str]] =
+                &[ $( &[$canon $(, $compact)?] ),* ];
+
             /// The canonical spelling of a known name; `None` for `Other`.
             pub fn canonical(&self) -> Option<&'static str> {
                 match self {

@@ -570,6 +570,28 @@ mod tests {
     }
 
     #[test]
+    fn every_known_name_is_in_the_table() {
+        // `NAMES` repeats the names of `HeaderName`: one added there and
+        // not here would be `Other` to the parser, known to `from_name`.
+        for spellings in HeaderName::SPELLINGS {
+            for s in *spellings {
+                for n in [
+                    s.to_string(),
+                    s.to_ascii_lowercase(),
+                    s.to_ascii_uppercase(),
+                ] {
+                    let found = header_name(&n);
+                    assert_eq!(found, HeaderName::from_name(&n), "{n}");
+                    assert!(
+                        found.canonical().is_some(),
+                        "{n} is not known to the parser"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn table_names_and_their_neighbours_agree_with_from_name() {
         // Every name of the table in three cases, with each byte replaced
         // by every printable byte, cut short and made longer: the table
