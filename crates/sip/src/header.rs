@@ -20,8 +20,7 @@ use crate::message::{Header, HeaderName, Message};
 use crate::scan::{self, Elements, Kind, Stop};
 pub use crate::text::ParamIter;
 use crate::text::{
-    all_digits, is_lws, is_token, is_token_byte, parse_params, scan_params, trim_lws, unquote,
-    Cursor,
+    all_digits, is_lws, is_token, is_token_byte, parse_params, scan_params, trim, unquote, Cursor,
 };
 use crate::uri::{parse_ip_loose, Host, Uri};
 use std::fmt;
@@ -312,7 +311,7 @@ fn err(header: &'static str, what: &'static str) -> HeaderError {
 impl<'a> Via<'a> {
     /// Parse one Via element (from [`Message::elements`]).
     pub fn parse(s: &'a str) -> Result<Via<'a>, HeaderError> {
-        let raw = trim_lws(s);
+        let raw = trim(s);
         if let Some((v, stop)) = scan::via(raw, 0) {
             if stop.next == raw.len() {
                 return Ok(v);
@@ -326,7 +325,7 @@ impl<'a> Via<'a> {
     #[inline(never)]
     pub(crate) fn parse_general(s: &'a str) -> Result<Via<'a>, HeaderError> {
         const H: &str = "Via";
-        let raw = trim_lws(s);
+        let raw = trim(s);
         let mut c = Cursor::new(raw);
         // sent-protocol: name SLASH version SLASH transport, LWS allowed
         // around the slashes.
@@ -448,7 +447,7 @@ fn display_name<'a>(c: &mut Cursor<'a>, h: &'static str) -> Result<Option<&'a st
             _ => return Err(err(h, "bad display name")),
         }
     }
-    let d = trim_lws(c.since(start));
+    let d = trim(c.since(start));
     Ok(if d.is_empty() { None } else { Some(d) })
 }
 
@@ -468,7 +467,7 @@ fn angle_uri<'a>(c: &mut Cursor<'a>) -> Option<&'a str> {
 }
 
 fn name_addr<'a>(s: &'a str, h: &'static str) -> Result<NameAddr<'a>, HeaderError> {
-    let raw = trim_lws(s);
+    let raw = trim(s);
     if let Some(na) = scan::single_name_addr(raw) {
         return Ok(na);
     }
@@ -482,7 +481,7 @@ pub(crate) fn name_addr_general<'a>(
     s: &'a str,
     h: &'static str,
 ) -> Result<NameAddr<'a>, HeaderError> {
-    let raw = trim_lws(s);
+    let raw = trim(s);
     if raw.is_empty() {
         return Err(err(h, "empty value"));
     }
@@ -540,7 +539,7 @@ impl<'a> NameAddr<'a> {
 impl<'a> CallInfo<'a> {
     /// Parse one Call-Info element.
     pub fn parse(s: &'a str) -> Result<CallInfo<'a>, HeaderError> {
-        let t = trim_lws(s);
+        let t = trim(s);
         if let Some((ci, stop)) = scan::call_info(t, 0) {
             if stop.next == t.len() {
                 return Ok(ci);
@@ -554,7 +553,7 @@ impl<'a> CallInfo<'a> {
     #[inline(never)]
     pub(crate) fn parse_general(s: &'a str) -> Result<CallInfo<'a>, HeaderError> {
         const H: &str = "Call-Info";
-        let mut c = Cursor::new(trim_lws(s));
+        let mut c = Cursor::new(trim(s));
         if !c.eat(b'<') {
             return Err(err(H, "missing <"));
         }
@@ -593,7 +592,7 @@ impl<'a> CallInfo<'a> {
 impl<'a> Event<'a> {
     /// Parse an Event value: `package *(;param)`.
     pub fn parse(s: &'a str) -> Result<Event<'a>, HeaderError> {
-        let t = trim_lws(s);
+        let t = trim(s);
         match scan::event(t) {
             Some(e) => Ok(e),
             None => Event::parse_general(t),
@@ -605,7 +604,7 @@ impl<'a> Event<'a> {
     #[inline(never)]
     pub(crate) fn parse_general(s: &'a str) -> Result<Event<'a>, HeaderError> {
         const H: &str = "Event";
-        let mut c = Cursor::new(trim_lws(s));
+        let mut c = Cursor::new(trim(s));
         let package = c.token();
         if package.is_empty() {
             return Err(err(H, "missing package"));
@@ -630,7 +629,7 @@ impl<'a> Event<'a> {
 impl<'a> ContentType<'a> {
     /// Parse a media type `type/subtype *(;param)`.
     pub fn parse(s: &'a str) -> Result<ContentType<'a>, HeaderError> {
-        let t = trim_lws(s);
+        let t = trim(s);
         match scan::content_type(t) {
             Some(c) => Ok(c),
             None => ContentType::parse_general(t),
@@ -642,7 +641,7 @@ impl<'a> ContentType<'a> {
     #[inline(never)]
     pub(crate) fn parse_general(s: &'a str) -> Result<ContentType<'a>, HeaderError> {
         const H: &str = "Content-Type";
-        let v = trim_lws(s);
+        let v = trim(s);
         let mut c = Cursor::new(v);
         let media = media_range(&mut c).ok_or(err(H, "bad media type"))?;
         let params = parse_params(&mut c).map_err(|w| err(H, w))?;
@@ -668,7 +667,7 @@ fn media_range<'a>(c: &mut Cursor<'a>) -> Option<&'a str> {
 impl<'a> SubscriptionState<'a> {
     /// Parse `substate *(;param)`.
     pub fn parse(s: &'a str) -> Result<SubscriptionState<'a>, HeaderError> {
-        let t = trim_lws(s);
+        let t = trim(s);
         match scan::subscription_state(t) {
             Some(st) => Ok(st),
             None => SubscriptionState::parse_general(t),
@@ -680,7 +679,7 @@ impl<'a> SubscriptionState<'a> {
     #[inline(never)]
     pub(crate) fn parse_general(s: &'a str) -> Result<SubscriptionState<'a>, HeaderError> {
         const H: &str = "Subscription-State";
-        let mut c = Cursor::new(trim_lws(s));
+        let mut c = Cursor::new(trim(s));
         let st = c.token();
         let state = if st.eq_ignore_ascii_case("active") {
             SubState::Active
@@ -941,7 +940,7 @@ pub(crate) mod lists {
     ) -> impl Iterator<Item = Result<&'a str, HeaderError>> + 'm {
         h.iter()
             .filter(|h| h.name == HeaderName::SipIfMatch)
-            .map(|h| token_of(trim_lws(h.value), "SIP-If-Match"))
+            .map(|h| token_of(trim(h.value), "SIP-If-Match"))
     }
 
     #[cold]
@@ -976,7 +975,7 @@ impl<'a> Message<'a> {
                 if found.is_some() {
                     return Err(err(canonical(name), "header repeated"));
                 }
-                found = Some(trim_lws(h.value));
+                found = Some(trim(h.value));
             }
         }
         Ok(found)

@@ -17,7 +17,7 @@ use crate::header::{
 use crate::message::{Header, HeaderName, Message};
 use crate::parse::{parse, ParseError};
 use crate::scan::{Elements, Kind, Resume};
-use crate::text::trim_lws;
+use crate::text::trim;
 use crate::uri::Uri;
 use std::ops::Deref;
 
@@ -140,7 +140,7 @@ impl Index {
             });
         }
         Ok(h.get(self.first[k as usize] as usize)
-            .map(|h| trim_lws(h.value)))
+            .map(|h| trim(h.value)))
     }
 }
 

@@ -17,7 +17,7 @@ use crate::header::{
 };
 use crate::message::Header;
 use crate::message::HeaderName;
-use crate::simd::{find_or_space, value_end};
+use crate::simd::{find2, find_or_space, value_end};
 use crate::swar::lower_eq;
 use crate::text::{is_lws, is_token, run_while, split_commas, LWS, TOKEN};
 use crate::uri::{parse_ip_loose, scan_host};
@@ -54,17 +54,18 @@ fn named(t: &str, lower: &str) -> bool {
 #[inline]
 fn quoted_end(b: &[u8], mut i: usize) -> Option<usize> {
     i += 1;
-    while i < b.len() {
-        match b[i] {
+    loop {
+        // From one quote or backslash to the next, sixteen bytes a step: an
+        // escaped appearance-uri holds some forty bytes and a few of those.
+        i = find2(b, i, b'"', b'\\');
+        match *b.get(i)? {
             b'"' => return Some(i + 1),
-            b'\\' => match b.get(i + 1) {
+            _ => match b.get(i + 1) {
                 Some(&n) if n < 0x80 && n != b'\r' && n != b'\n' => i += 2,
                 _ => return None,
             },
-            _ => i += 1,
         }
     }
-    None
 }
 
 /// Where a scanned element stops: `end` is the end of its text (LWS
@@ -484,6 +485,12 @@ impl<'a, K: Kind<'a>> Iterator for Elements<'_, 'a, K> {
     // instruction cache than returning the element through memory does.
     #[inline(never)]
     fn next(&mut self) -> Option<Self::Item> {
+        // A walk resumed after the last element (the usual case for the
+        // check and the accessors, which go on from the first element
+        // `Known` read) ends here, before the loop below.
+        if self.at.pos >= self.at.line.len() && self.at.next_line >= self.lines.len() {
+            return None;
+        }
         loop {
             let line = self.at.line;
             let b = line.as_bytes();
@@ -571,4 +578,40 @@ pub(crate) fn subscription_state(s: &str) -> Option<SubscriptionState<'_>> {
         reason,
         retry_after: num(retry)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    /// `quoted_end` as a byte loop, the way it was written before it
+    /// jumped between quotes and backslashes.
+    fn quoted_end_ref(b: &[u8], mut i: usize) -> Option<usize> {
+        i += 1;
+        while i < b.len() {
+            match b[i] {
+                b'"' => return Some(i + 1),
+                b'\\' => match b.get(i + 1) {
+                    Some(&n) if n < 0x80 && n != b'\r' && n != b'\n' => i += 2,
+                    _ => return None,
+                },
+                _ => i += 1,
+            }
+        }
+        None
+    }
+
+    proptest! {
+        #[test]
+        fn quoted_end_is_the_byte_loop(
+            v in proptest::collection::vec(
+                prop_oneof![Just(b'"'), Just(b'\\'), Just(b'a'), Just(b'\r'), Just(0xc3u8)],
+                1..40,
+            ),
+        ) {
+            let mut q = v.clone();
+            q[0] = b'"';
+            prop_assert_eq!(super::quoted_end(&q, 0), quoted_end_ref(&q, 0));
+        }
+    }
 }
