@@ -5,7 +5,9 @@
 //! `parse_only`: `parse`,
 //! (b) `parse_check_access`: `parse_typed` + `Parsed::check` + every typed
 //!     accessor of `Parsed`, lists read through the allocation-free `*_iter`
-//!     accessors and every parameter list walked in full,
+//!     accessors and every parameter list walked in full (on a CPU with
+//!     AVX-512 VBMI `parse_typed` takes the one-pass reader `pass`; under
+//!     valgrind, which has no AVX-512, it takes `parse` + `Parsed::new`),
 //!     (`parse_check_access_lazy`: the same on a plain `Message` with
 //!     `check_request`; `parse_check_access_vec`: that with the `Vec`
 //!     accessors),

@@ -507,3 +507,117 @@ proptest! {
         }
     }
 }
+
+/// The message-layer bench's three requests (crates/sip/benches/parse.rs).
+const BENCH: &[&[u8]] = &[
+    b"SUBSCRIBE sip:2001@pbx.example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-524287-1---7f3a9c1e2b4d;rport\r\nMax-Forwards: 70\r\nContact: <sip:2001@192.0.2.10:5060;transport=udp>\r\nTo: <sip:2001@pbx.example.com>\r\nFrom: \"Desk 2001\" <sip:2001@pbx.example.com>;tag=8d2f61c3\r\nCall-ID: 5f1e2d3c4b5a69788796a5b4c3d2e1f0@192.0.2.10\r\nCSeq: 12 SUBSCRIBE\r\nExpires: 3600\r\nAccept: application/x-call-info\r\nAllow-Events: call-info, line-seize, message-summary\r\nSupported: replaces, timer\r\nUser-Agent: ExamplePhone/5.2.1\r\nEvent: call-info\r\nContent-Length: 0\r\n\r\n",
+    b"PUBLISH sip:2001@pbx.example.com SIP/2.0\r\nVia: SIP/2.0/TCP 192.0.2.11:5060;branch=z9hG4bK-d8754z-3c9b2a1f0e8d;rport\r\nMax-Forwards: 70\r\nTo: <sip:2001@pbx.example.com>\r\nFrom: \"Desk 2002\" <sip:2002@pbx.example.com>;tag=91b0c2de\r\nCall-ID: 0a1b2c3d4e5f60718293a4b5c6d7e8f9@192.0.2.11\r\nCSeq: 3 PUBLISH\r\nCall-Info: <sip:2001@pbx.example.com>;appearance-index=1;appearance-state=active;\r\n appearance-uri=\"\\\"Alice\\\" <sip:alice@example.net>\",\r\n <sip:2001@pbx.example.com>;appearance-index=2;appearance-state=seized\r\nSIP-If-Match: 7f3a9c1e\r\nExpires: 60\r\nEvent: call-info\r\nRequire: replaces\r\nUser-Agent: ExamplePhone/5.2.1\r\nContent-Length: 0\r\n\r\n",
+    b"NOTIFY sip:2001@192.0.2.10:5060;transport=udp SIP/2.0\r\nVia: SIP/2.0/UDP 198.51.100.5:5060;branch=z9hG4bK.n0t1fy.2b4d6f8a\r\nMax-Forwards: 70\r\nRecord-Route: <sip:198.51.100.5;lr>\r\nRoute: <sip:proxy.example.com;lr>\r\nFrom: <sip:2001@pbx.example.com>;tag=srv-83fa01\r\nTo: <sip:2001@pbx.example.com>;tag=8d2f61c3\r\nCall-ID: 5f1e2d3c4b5a69788796a5b4c3d2e1f0@192.0.2.10\r\nCSeq: 7 NOTIFY\r\nContact: <sip:sca@198.51.100.5:5060>\r\nEvent: call-info;id=7\r\nSubscription-State: active;expires=3599\r\nCall-Info: <sip:2001@pbx.example.com>;appearance-index=*;appearance-state=idle\r\nSIP-ETag: e1\r\nContent-Type: application/x-call-info\r\nContent-Length: 0\r\n\r\n",
+];
+
+/// The one-pass reader (`pass`, its stage 1 done byte by byte so that this
+/// runs on every CPU) against `parse` + `Parsed::new`, on UDP and TCP
+/// framing: wherever the pass answers, `parse` must accept the bytes and
+/// give the same `Parsed`, and every accessor and `check` the same answer.
+/// Where the CPU has AVX-512, its stage 1 must give the same masks, and
+/// `parse_typed` the same `Parsed`. Returns whether the pass answered.
+fn same_as_pass(bytes: &[u8]) -> bool {
+    let Some(masks) = crate::pass::portable_masks(bytes) else {
+        return false;
+    };
+    if let Some(fast) = crate::pass::avx512_masks(bytes) {
+        assert!(fast == masks, "AVX-512 masks differ");
+    }
+    let text = String::from_utf8_lossy(bytes);
+    let mut answered = false;
+    for stream in [false, true] {
+        let Some(p) = crate::pass::request_with(bytes, &masks, stream) else {
+            continue;
+        };
+        answered = true;
+        let q = parse(bytes, stream)
+            .map(Parsed::new)
+            .unwrap_or_else(|e| panic!("the pass took what parse refuses ({e}):\n{text}"));
+        assert_eq!(
+            format!("{p:?}"),
+            format!("{q:?}"),
+            "Parsed differs on\n{text}"
+        );
+        let (a, b) = (observed!(&p, p.check()), observed!(&q, q.check()));
+        for (i, (a, b)) in a.iter().zip(&b).enumerate() {
+            assert_eq!(a, b, "accessor #{i} differs on\n{text}");
+        }
+        let typed = crate::parse_typed(bytes, stream).expect("parse_typed");
+        assert_eq!(
+            format!("{typed:?}"),
+            format!("{q:?}"),
+            "parse_typed on\n{text}"
+        );
+    }
+    answered
+}
+
+#[test]
+fn the_pass_reads_the_bench_requests_as_parse_does() {
+    for m in BENCH {
+        assert!(same_as_pass(m), "{}", String::from_utf8_lossy(m));
+        if crate::pass::avx512_masks(m).is_some() {
+            assert!(crate::pass::parse_typed(m, false).is_some());
+        }
+    }
+}
+
+#[test]
+fn the_pass_agrees_with_parse_on_every_fixture() {
+    let answered = fixtures().iter().filter(|f| same_as_pass(f)).count();
+    // Most torture messages are odd on purpose and go to `parse`; the
+    // typical ones must not.
+    assert!(answered >= 2, "the pass answered {answered} fixtures");
+}
+
+/// Every byte of each bench request overwritten with each of a set of
+/// bytes that matter to the grammar, and each byte deleted: wherever the
+/// pass answers, it answers as `parse` does. It must answer often, or the
+/// comparison would prove little.
+#[test]
+fn the_pass_agrees_with_parse_on_every_single_byte_mutation() {
+    let (mut cases, mut answered) = (0, 0);
+    for msg in BENCH {
+        for i in 0..msg.len() {
+            for c in [
+                0u8, b'\t', b' ', b'\r', b'\n', b'"', b'%', b',', b'-', b'.', b'/', b'0', b'9',
+                b':', b';', b'<', b'=', b'>', b'?', b'@', b'A', b'Z', b'[', b'a', b'z', b'~', 0x7f,
+                0xc3, b'*', b'_', b'&', b'+', b'\\',
+            ] {
+                let mut m = msg.to_vec();
+                m[i] = c;
+                cases += 1;
+                answered += usize::from(same_as_pass(&m));
+            }
+            let mut m = msg.to_vec();
+            m.remove(i);
+            cases += 1;
+            answered += usize::from(same_as_pass(&m));
+        }
+    }
+    println!("the pass answered {answered} of {cases} mutations");
+    assert!(
+        answered * 4 > cases,
+        "the pass answered {answered} of {cases} mutations"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn the_pass_agrees_with_parse_on_mutated_requests(
+        which in any::<prop::sample::Index>(),
+        muts in proptest::collection::vec(mutation(), 1..4),
+    ) {
+        let all = fixtures();
+        let k = which.index(all.len() + 4 * BENCH.len());
+        let base = if k < all.len() { all[k].clone() } else { BENCH[k % BENCH.len()].to_vec() };
+        same_as_pass(&apply(base, &muts));
+    }
+}

@@ -48,10 +48,11 @@ pub(crate) enum K {
     SubscriptionState,
 }
 
-const SLOTS: usize = 22;
+pub(crate) const SLOTS: usize = 22;
 const ABSENT: u32 = u32::MAX;
 
-fn slot(name: &HeaderName<'_>) -> Option<K> {
+#[inline]
+pub(crate) fn slot(name: &HeaderName<'_>) -> Option<K> {
     use HeaderName as H;
     Some(match name {
         H::Via => K::Via,
@@ -90,6 +91,11 @@ pub(crate) struct Index {
 }
 
 impl Index {
+    /// The index the one-pass reader (`pass`) found.
+    pub(crate) fn from_parts(first: [u32; SLOTS], repeated: u32) -> Index {
+        Index { first, repeated }
+    }
+
     pub(crate) fn build(headers: &[Header<'_>]) -> Index {
         let mut first = [ABSENT; SLOTS];
         let mut repeated = 0u32;
@@ -326,9 +332,17 @@ pub struct Parsed<'a> {
 
 /// [`parse`] and [`Parsed::new`] in one call: the message layer's fast path
 /// for a server that checks and reads each request.
+///
+/// Requests of the usual shapes take one pass over byte-class masks
+/// (`pass`, on CPUs with AVX-512 VBMI); everything else, and every
+/// message on other CPUs, takes [`parse`] and [`Parsed::new`]. Both give
+/// the same `Parsed`.
 #[inline]
 pub fn parse_typed(bytes: &[u8], stream: bool) -> Result<Parsed<'_>, ParseError> {
-    parse(bytes, stream).map(Parsed::new)
+    match crate::pass::parse_typed(bytes, stream) {
+        Some(p) => Ok(p),
+        None => parse(bytes, stream).map(Parsed::new),
+    }
 }
 
 impl<'a> Deref for Parsed<'a> {
@@ -350,6 +364,11 @@ impl<'a> Parsed<'a> {
     pub fn new(msg: Message<'a>) -> Parsed<'a> {
         let index = Index::build(&msg.headers);
         let known = Known::build(&msg.headers, &index);
+        Parsed { msg, index, known }
+    }
+
+    /// A `Parsed` from parts read together (by `pass`).
+    pub(crate) fn from_parts(msg: Message<'a>, index: Index, known: Known<'a>) -> Parsed<'a> {
         Parsed { msg, index, known }
     }
 

@@ -15,10 +15,14 @@
 //! - [`peek`]: the status and top Via branch of a response, without a full parse.
 //! - [`header`]: typed views of the headers the server reads, parsed lazily on access.
 //! - `simd`: 16-byte SSE2 searches (line ends, header names, `<uri>`,
-//!   parameter names and values) and host-name byte masks; the crate's only
-//!   `unsafe` code.
+//!   parameter names and values), host-name byte masks, and the AVX-512
+//!   byte-class masks of `pass`; the crate's only `unsafe` code.
 //! - `swar`: word-at-a-time name compares, and the searches of `simd` on
 //!   targets without SSE2.
+//! - `pass`: [`parse_typed`]'s fast path on CPUs with AVX-512 VBMI: one
+//!   pass over byte-class bit masks that builds the same [`Parsed`] as
+//!   `parse` + `Parsed::new` for the usual shapes of a request, and
+//!   declines the rest.
 //! - `scan`: single-pass scanners for the usual shapes of those headers,
 //!   with the general parsers in `header` behind them.
 //! - [`Parsed`] / [`parse_typed`]: a message with the headers every request
@@ -45,6 +49,7 @@ pub mod header;
 mod known;
 pub mod message;
 pub mod parse;
+mod pass;
 pub mod peek;
 mod scan;
 #[allow(unsafe_code)]

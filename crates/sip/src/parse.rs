@@ -297,7 +297,7 @@ pub(crate) fn header_name(s: &str) -> HeaderName<'_> {
 /// too), if any. `b` must hold no byte below 0x21 (see [`lower_eq`]); a
 /// match is then made of letters and `-` only, so it is a token.
 #[inline(always)]
-fn known_name(b: &[u8]) -> Option<HeaderName<'static>> {
+pub(crate) fn known_name(b: &[u8]) -> Option<HeaderName<'static>> {
     use HeaderName as H;
     let &first = b.first()?;
     let f = first | 0x20;

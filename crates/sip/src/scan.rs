@@ -456,6 +456,18 @@ pub(crate) struct Resume<'a> {
     pos: usize,
 }
 
+impl<'a> Resume<'a> {
+    /// A walk that has read `line` (a header's first line, at `next_line
+    /// - 1` of the lines walked) up to `pos`.
+    pub(crate) fn at(next_line: usize, line: &'a str, pos: usize) -> Resume<'a> {
+        Resume {
+            next_line,
+            line,
+            pos,
+        }
+    }
+}
+
 impl<'m, 'a, K: Kind<'a>> Elements<'m, 'a, K> {
     pub(crate) fn new(lines: &'m [Header<'a>]) -> Self {
         Elements {

@@ -9,14 +9,21 @@
 //! `swar` or to a byte loop (or, for host names, declines), with the same
 //! results.
 //!
-//! This module owns the crate's only `unsafe` code, eight small blocks:
+//! Also here, with run-time detection: [`class_masks`], stage 1 of the
+//! one-pass reader `pass` (AVX-512 VBMI byte permutes, 64 bytes a step),
+//! and [`Ascii`], text proven ASCII, which slices without UTF-8 checks.
+//!
+//! This module owns the crate's only `unsafe` code, small blocks:
 //! the 16-byte unaligned load in [`load_chunk`], the register-only intrinsics in
 //! [`eq`], [`space`], [`range`], [`letters`], [`high`] and [`or`]
 //! (`std::arch` marks every intrinsic `unsafe` to call outside a
 //! `#[target_feature]` function, even with the feature enabled for the
-//! whole build), and the `str` made of bytes [`ascii`] found to be ASCII.
+//! whole build), the `str` made of bytes [`ascii`] found to be ASCII, the
+//! 64-byte loads of [`class_masks_avx512`] and its call after detection,
+//! and the slices of [`Ascii`].
 //! The searches and masks are built on those in safe code, and each is
-//! tested against a plain byte loop (unit tests and proptest below).
+//! tested against a plain byte loop (unit tests and proptest below; the
+//! class masks in `difftest`).
 //!
 //! Every search takes the whole slice it may look at and a start index, so
 //! that a run near the end of the slice can still be read as one 16-byte
@@ -380,6 +387,133 @@ fn letters(v: __m128i) -> u32 {
     // other byte into that range.
     let lower = unsafe { _mm_or_si128(v, _mm_set1_epi8(0x20)) };
     range(lower, b'a', 26)
+}
+
+/// Text made of ASCII bytes only, so that every index is a character
+/// boundary and a slice of it needs no UTF-8 check.
+#[derive(Clone, Copy)]
+pub(crate) struct Ascii<'a>(&'a [u8]);
+
+impl<'a> Ascii<'a> {
+    /// `b` as text, if it is ASCII.
+    #[cfg(test)]
+    pub(crate) fn new(b: &'a [u8]) -> Option<Ascii<'a>> {
+        b.is_ascii().then_some(Ascii(b))
+    }
+
+    /// # Safety
+    /// Every byte of `b` must be below 0x80.
+    #[inline(always)]
+    unsafe fn new_unchecked(b: &'a [u8]) -> Ascii<'a> {
+        Ascii(b)
+    }
+
+    /// The text from `a` to `e`; empty if that is not a range of it.
+    #[inline(always)]
+    pub(crate) fn sub(self, a: usize, e: usize) -> &'a str {
+        match self.0.get(a..e) {
+            // SAFETY: the bytes are ASCII (the type's invariant), and
+            // ASCII is valid UTF-8.
+            Some(b) => unsafe { std::str::from_utf8_unchecked(b) },
+            None => "",
+        }
+    }
+}
+
+/// Stage 1 of `pass`: for every byte `i` of `b` and each class
+/// `k` of `sel`, bit `i % 64` of word `i / 64` of `m[k]` is set when the
+/// byte's entry in table `t2` (if `sel[k].0`) or `t1` has bit `sel[k].1`
+/// set. Words past the end of `b` are left as they are (zero in a fresh
+/// `m`). Returns `b` as text.
+///
+/// `None` on a CPU without AVX-512 BW and VBMI, whose two-table byte
+/// permute classifies 64 bytes in one instruction (there is no cheap way
+/// to build these masks 16 bytes at a time, so other CPUs keep the parsers
+/// `pass` stands in front of), when `b` does not fit in the masks (it must
+/// be shorter than `64 * W`, so the last word stays zero), or when `b` is
+/// not all ASCII.
+#[inline]
+pub(crate) fn class_masks<'b, const N: usize, const W: usize>(
+    b: &'b [u8],
+    t1: &[u8; 256],
+    t2: &[u8; 256],
+    sel: &[(bool, u8); N],
+    m: &mut [[u64; W]; N],
+) -> Option<Ascii<'b>> {
+    #[cfg(target_arch = "x86_64")]
+    if b.len() < 64 * W
+        && std::arch::is_x86_feature_detected!("avx512vbmi")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+    {
+        // SAFETY: the CPU has the features the function is compiled for
+        // (detected just above).
+        let ascii = unsafe { class_masks_avx512(b, t1, t2, sel, m) };
+        // SAFETY: the loads in `class_masks_avx512` saw every byte of `b`
+        // and `ascii` says none had its top bit set.
+        return ascii.then(|| unsafe { Ascii::new_unchecked(b) });
+    }
+    let _ = (b, t1, t2, sel, m);
+    None
+}
+
+/// [`class_masks`] on a CPU known to have the features: whether `b` is
+/// all ASCII.
+///
+/// # Safety
+/// The CPU must have AVX-512 F, BW and VBMI.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+unsafe fn class_masks_avx512<const N: usize, const W: usize>(
+    b: &[u8],
+    t1: &[u8; 256],
+    t2: &[u8; 256],
+    sel: &[(bool, u8); N],
+    m: &mut [[u64; W]; N],
+) -> bool {
+    use std::arch::x86_64::{
+        __m512i, _mm512_loadu_epi8, _mm512_maskz_loadu_epi8, _mm512_movepi8_mask,
+        _mm512_permutex2var_epi8, _mm512_set1_epi8, _mm512_test_epi8_mask,
+    };
+    // Only bytes below 0x80 need a class (a byte with its top bit set makes
+    // the whole message go to `parse`), so the low half of each table
+    // serves as the two 64-byte halves of a 128-entry permute.
+    // SAFETY: each table holds 256 bytes; these loads read bytes 0..128.
+    let (lo, hi, lo2, hi2) = unsafe {
+        (
+            _mm512_loadu_epi8(t1.as_ptr().cast()),
+            _mm512_loadu_epi8(t1.as_ptr().add(64).cast()),
+            _mm512_loadu_epi8(t2.as_ptr().cast()),
+            _mm512_loadu_epi8(t2.as_ptr().add(64).cast()),
+        )
+    };
+    let mut high = 0u64;
+    let mut classify = |w: usize, v: __m512i| {
+        high |= _mm512_movepi8_mask(v);
+        let c1 = _mm512_permutex2var_epi8(lo, v, hi);
+        let c2 = _mm512_permutex2var_epi8(lo2, v, hi2);
+        for (mk, &(second, bit)) in m.iter_mut().zip(sel) {
+            let c = if second { c2 } else { c1 };
+            mk[w] = _mm512_test_epi8_mask(c, _mm512_set1_epi8(bit as i8));
+        }
+    };
+    let full = b.len() / 64;
+    for (w, chunk) in b.chunks_exact(64).enumerate().take(W) {
+        // SAFETY: `chunk` is 64 initialised bytes; the load has no
+        // alignment requirement.
+        classify(w, unsafe { _mm512_loadu_epi8(chunk.as_ptr().cast()) });
+    }
+    let left = b.len() - full * 64;
+    if left > 0 && full < W {
+        // A masked load for the tail only: on Zen 4 masked loads of every
+        // block took twice as long as plain ones.
+        let k = (1u64 << left) - 1;
+        // SAFETY: mask `k` selects the `left` bytes from `64 * full`, all
+        // inside `b`; masked-off bytes are neither read nor faulted on.
+        classify(full, unsafe {
+            _mm512_maskz_loadu_epi8(k, b.as_ptr().add(full * 64).cast())
+        });
+    }
+    high == 0
 }
 
 #[cfg(test)]
