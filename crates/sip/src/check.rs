@@ -70,7 +70,8 @@ fn request_line<'a>(msg: &Message<'a>, known: &Known<'_>) -> Result<Method<'a>, 
         });
     }
     let verdict = known
-        .known_verdict(uri)
+        .request_uri
+        .or_else(|| known.known_verdict(uri))
         .unwrap_or_else(|| Uri::verdict(uri));
     let (sip, headers) = verdict.ok_or_else(|| bad("Malformed Request-URI"))?;
     if !sip {

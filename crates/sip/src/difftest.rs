@@ -538,19 +538,29 @@ fn same_as_pass(bytes: &[u8]) -> bool {
         let q = parse(bytes, stream)
             .map(Parsed::new)
             .unwrap_or_else(|e| panic!("the pass took what parse refuses ({e}):\n{text}"));
+        // The pass also judged the Request-URI, which `Parsed::new` leaves
+        // to the check.
+        let judged = q.clone().with_request_uri_judged();
         assert_eq!(
             format!("{p:?}"),
-            format!("{q:?}"),
+            format!("{judged:?}"),
             "Parsed differs on\n{text}"
         );
         let (a, b) = (observed!(&p, p.check()), observed!(&q, q.check()));
         for (i, (a, b)) in a.iter().zip(&b).enumerate() {
             assert_eq!(a, b, "accessor #{i} differs on\n{text}");
         }
+        // `parse_typed` took the pass where the CPU has AVX-512 (with the
+        // same masks), `Parsed::new` elsewhere.
         let typed = crate::parse_typed(bytes, stream).expect("parse_typed");
+        let want = if crate::pass::avx512_masks(bytes).is_some() {
+            &judged
+        } else {
+            &q
+        };
         assert_eq!(
             format!("{typed:?}"),
-            format!("{q:?}"),
+            format!("{want:?}"),
             "parse_typed on\n{text}"
         );
     }
@@ -619,5 +629,221 @@ proptest! {
         let k = which.index(all.len() + 4 * BENCH.len());
         let base = if k < all.len() { all[k].clone() } else { BENCH[k % BENCH.len()].to_vec() };
         same_as_pass(&apply(base, &muts));
+    }
+}
+
+/// Requests put together from the shapes of real ones: header order,
+/// name spelling (case, compact forms), white space around the colon and
+/// the commas, folds, display names, ports, parameters, several values
+/// in one line or across lines, bodies; each choice is the usual shape
+/// three times in four. The pass must answer as `parse` does wherever it
+/// answers, and answer more than a fifth of them (one odd choice is
+/// enough to send a request to `parse`).
+#[test]
+fn the_pass_agrees_with_parse_on_generated_requests() {
+    let mut r = Rng(0x9e37_79b9_7f4a_7c15);
+    let (mut cases, mut answered) = (0, 0);
+    for _ in 0..5000 {
+        let method = r.pick(&["SUBSCRIBE", "PUBLISH", "NOTIFY", "OPTIONS", "INVITE", "FOO"]);
+        let ruri = r.pick(&[
+            "sip:2001@pbx.example.com",
+            "sips:a@b.example.org:5061;transport=tls",
+            "sip:192.0.2.7",
+            "SIP:u%41@h-1.example.com;lr",
+            "sip:u:pw@h.example.com",
+            "tel:+15551234",
+            "sip:[2001:db8::1]",
+        ]);
+        let mut headers: Vec<String> = Vec::new();
+        let name = |full: &'static str, compact: Option<&'static str>, k: usize| -> String {
+            match (k, compact) {
+                (0, _) => full.to_string(),
+                (1, _) => full.to_ascii_lowercase(),
+                (2, _) => full.to_ascii_uppercase(),
+                (_, Some(c)) => c.to_string(),
+                _ => full.to_string(),
+            }
+        };
+        let colon = r.pick(&[": ", ": ", ":", " : ", ":\t", ":  "]);
+        let sep = r.pick(&[", ", ",", " , ", ",\r\n "]);
+        let mut add = |h: String| headers.push(h);
+        let hosts = [
+            "192.0.2.10",
+            "pc33.example.com",
+            "[2001:db8::2]",
+            "h_1.example.com",
+        ];
+        let ports = [":5060", "", ":65535", ":70000"];
+        let vparams = [
+            ";branch=z9hG4bK776asdhds",
+            ";branch=z9hG4bK1;rport",
+            ";rport;branch=z9hG4bKx;received=192.0.2.1",
+            ";branch=z9hG4bK2;rport=5060;received=example.com",
+            ";branch=\"z9hG4bKq\"",
+            "",
+        ];
+        let one_via = |a: usize, b: usize, c: usize| {
+            format!(
+                "SIP/2.0/{} {}{}{}",
+                ["UDP", "TCP", "TLS"][a % 3],
+                hosts[a % hosts.len()],
+                ports[b % ports.len()],
+                vparams[c % vparams.len()]
+            )
+        };
+        let v1 = one_via(r.w(9), r.w(9), r.w(9));
+        let k = r.w(4);
+        add(match r.n(3) {
+            0 => format!("{}{colon}{v1}", name("Via", Some("v"), k)),
+            1 => format!(
+                "{}{colon}{v1}{sep}{}",
+                name("Via", Some("v"), k),
+                one_via(r.w(9), r.w(9), r.w(9))
+            ),
+            _ => format!(
+                "{}{colon}{v1}\r\nVia: {}",
+                name("Via", Some("v"), k),
+                one_via(r.w(9), r.w(9), r.w(9))
+            ),
+        });
+        let addr = |r: &mut Rng| {
+            let d = ["", "\"Desk 2001\" ", "Bob ", "\"Q \\\"x\\\"\" ", "\"\" "][r.w(5)];
+            let u = [
+                "sip:2001@pbx.example.com",
+                "sip:a@192.0.2.1:5070;transport=udp",
+                "sips:b@c.example.com",
+                "tel:+1",
+            ][r.w(4)];
+            let p = [
+                "",
+                ";tag=8d2f61c3",
+                ";tag=1;x=y",
+                ";TAG=ab",
+                ";tag",
+                ";x=\"a;b\";tag=2",
+            ][r.w(6)];
+            format!("{d}<{u}>{p}")
+        };
+        if r.n(10) > 0 {
+            let a = addr(&mut r);
+            add(format!("{}{colon}{a}", name("From", Some("f"), r.w(4))));
+        }
+        if r.n(10) > 0 {
+            let a = addr(&mut r);
+            add(format!("{}{colon}{a}", name("To", Some("t"), r.w(4))));
+        }
+        if r.n(10) > 0 {
+            let c = r.pick(&[
+                "5f1e2d3c@192.0.2.10",
+                "abc",
+                "a b",
+                "x@y@z",
+                "{}()<>:\\/?[]",
+            ]);
+            add(format!("{}{colon}{c}", name("Call-ID", Some("i"), r.w(4))));
+        }
+        if r.n(10) > 0 {
+            let n = r.pick(&["1", "12", "4294967295", "4294967296", "007"]);
+            let m = if r.n(4) == 0 { "ACK" } else { method };
+            add(format!("{}{colon}{n} {m}", name("CSeq", None, r.w(3))));
+        }
+        if r.n(2) == 0 {
+            add(format!(
+                "{}{colon}{}",
+                name("Max-Forwards", None, r.w(3)),
+                r.pick(&["70", "0", "255", "256"])
+            ));
+        }
+        for _ in 0..r.n(3) {
+            let (hn, compact) = [
+                ("Contact", Some("m")),
+                ("Route", None),
+                ("Record-Route", None),
+            ][r.n(3)];
+            let a = addr(&mut r);
+            let v = match r.n(4) {
+                0 => format!("{a}{sep}{}", addr(&mut r)),
+                1 if hn == "Contact" => "*".to_string(),
+                _ => a,
+            };
+            add(format!("{}{colon}{v}", name(hn, compact, r.w(4))));
+        }
+        let extra: &[(&'static str, Option<&'static str>, &[&'static str])] = &[
+            ("Expires", None, &["3600", "0", "99999999999", "-1"]),
+            ("Min-Expires", None, &["60", "x"]),
+            ("Event", Some("o"), &["call-info", "call-info;id=7", "line-seize ; id = 2", "presence;x=\"y\""]),
+            ("Allow-Events", Some("u"), &["call-info, line-seize", "a,b,,c", "x"]),
+            ("Accept", None, &["application/x-call-info", "text/plain;q=0.5, */*", "a / b"]),
+            ("Content-Type", Some("c"), &["application/x-call-info", "text/plain;charset=utf-8", "bad"]),
+            ("Require", None, &["replaces", "a, b"]),
+            ("Supported", Some("k"), &["replaces, timer", "100rel"]),
+            ("Call-Info", None, &[
+                "<sip:2001@pbx.example.com>;appearance-index=1;appearance-state=active",
+                "<sip:a@b>;appearance-index=*;appearance-state=idle, <sip:a@b>;appearance-index=2",
+                "<sip:a@b>;appearance-uri=\"\\\"A\\\" <sip:x@y>\"",
+            ]),
+            ("SIP-ETag", None, &["e1", "a b"]),
+            ("SIP-If-Match", None, &["7f3a9c1e"]),
+            ("Subscription-State", None, &["active;expires=3599", "terminated;reason=timeout", "pending;expires"]),
+            ("User-Agent", None, &["ExamplePhone/5.2.1", "A\r\n  B"]),
+            ("X-Extra", None, &["anything : goes", "x"]),
+        ];
+        for _ in 0..r.n(6) {
+            let (hn, compact, vals) = extra[r.n(extra.len())];
+            let v = vals[r.w(vals.len())];
+            add(format!("{}{colon}{v}", name(hn, compact, r.w(4))));
+        }
+        let body = r.pick(&["", "", "", "hello"]);
+        match r.n(5) {
+            0 => {}
+            1 => add(format!("Content-Length{colon}{}", body.len() + 1)),
+            _ => add(format!(
+                "{}{colon}{}",
+                name("Content-Length", Some("l"), r.w(4)),
+                body.len()
+            )),
+        }
+        // Shuffle the header lines (Via stays a Via wherever it lands).
+        for i in (1..headers.len()).rev() {
+            headers.swap(i, r.n(i + 1));
+        }
+        let msg = format!(
+            "{method} {ruri} SIP/2.0\r\n{}\r\n\r\n{body}",
+            headers.join("\r\n")
+        );
+        cases += 1;
+        answered += usize::from(same_as_pass(msg.as_bytes()));
+    }
+    println!("the pass answered {answered} of {cases} generated requests");
+    assert!(
+        answered * 5 > cases,
+        "the pass answered {answered} of {cases}"
+    );
+}
+
+/// xorshift64*: reproducible draws without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    /// A number below `n`.
+    fn n(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n
+    }
+
+    /// Below `n`: 0 (the usual shape) three times in four, else any.
+    fn w(&mut self, n: usize) -> usize {
+        if self.n(4) != 0 {
+            0
+        } else {
+            self.n(n)
+        }
+    }
+
+    /// One of `opts`, the first (the usual shape) three times in four.
+    fn pick(&mut self, opts: &[&'static str]) -> &'static str {
+        opts[self.w(opts.len())]
     }
 }

@@ -203,6 +203,9 @@ pub(crate) struct Known<'a> {
     pub(crate) event: Result<Option<Event<'a>>, HeaderError>,
     pub(crate) content_type: Result<Option<ContentType<'a>>, HeaderError>,
     pub(crate) content_length: Result<Option<u32>, HeaderError>,
+    /// `Uri::verdict` on the Request-URI, where it was judged with the
+    /// message (by `pass`); `None` leaves it to the check.
+    pub(crate) request_uri: Option<Verdict>,
 }
 
 fn read<'a, T>(
@@ -309,6 +312,7 @@ impl<'a> Known<'a> {
                 ix.single(h, K::ContentLength, "Content-Length"),
                 value::content_length,
             ),
+            request_uri: None,
         }
     }
 }
@@ -370,6 +374,14 @@ impl<'a> Parsed<'a> {
     /// A `Parsed` from parts read together (by `pass`).
     pub(crate) fn from_parts(msg: Message<'a>, index: Index, known: Known<'a>) -> Parsed<'a> {
         Parsed { msg, index, known }
+    }
+
+    /// This message with its Request-URI judged as `pass` judges it (for
+    /// the differential tests, which compare the two).
+    #[cfg(test)]
+    pub(crate) fn with_request_uri_judged(mut self) -> Parsed<'a> {
+        self.known.request_uri = self.msg.request_uri().map(Uri::verdict);
+        self
     }
 
     /// The message.

@@ -1053,6 +1053,8 @@ pub(crate) fn request<'a>(cx: &Cx<'a, '_>, stream: bool) -> Option<Parsed<'a>> {
         event: Ok(event),
         content_type: Ok(content_type),
         content_length: Ok(content_length),
+        // The request line took a sip or sips URI without headers only.
+        request_uri: Some(Some((true, false))),
     };
     Some(Parsed::from_parts(msg, index, known))
 }
