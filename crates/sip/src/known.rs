@@ -91,9 +91,20 @@ pub(crate) struct Index {
 }
 
 impl Index {
-    /// The index the one-pass reader (`pass`) found.
+    /// An index of no headers, for the one-pass reader (`pass`) to fill.
     pub(crate) fn from_parts(first: [u32; SLOTS], repeated: u32) -> Index {
         Index { first, repeated }
+    }
+
+    /// Header line `line` has slot `k`.
+    #[inline(always)]
+    pub(crate) fn note(&mut self, k: K, line: usize) {
+        let f = &mut self.first[k as usize];
+        if *f == ABSENT {
+            *f = u32::try_from(line).unwrap_or(ABSENT);
+        } else {
+            self.repeated |= 1 << k as u32;
+        }
     }
 
     pub(crate) fn build(headers: &[Header<'_>]) -> Index {
@@ -162,6 +173,17 @@ pub(crate) struct First<'a, T> {
     pub(crate) rest: Resume<'a>,
 }
 
+/// No element: the header is absent.
+impl<T> Default for First<'_, T> {
+    fn default() -> Self {
+        First {
+            item: None,
+            uri_ok: true,
+            rest: Resume::default(),
+        }
+    }
+}
+
 impl<'a, T> First<'a, T> {
     fn read<L: Kind<'a, Item = T>>(
         mut it: Elements<'_, 'a, L>,
@@ -228,6 +250,30 @@ fn addr_uri<'a>(a: &Result<Option<NameAddr<'a>>, HeaderError>) -> Option<&'a str
 }
 
 impl<'a> Known<'a> {
+    /// Nothing read: every header absent (the one-pass reader fills in
+    /// what it reads).
+    pub(crate) fn empty() -> Known<'a> {
+        Known {
+            via: First::default(),
+            contact: First::default(),
+            route: First::default(),
+            record_route: First::default(),
+            vias: Ok(0),
+            from: Ok(None),
+            from_uri: None,
+            to: Ok(None),
+            to_uri: None,
+            call_id: Ok(None),
+            cseq: Ok(None),
+            max_forwards: Ok(None),
+            expires: Ok(None),
+            event: Ok(None),
+            content_type: Ok(None),
+            content_length: Ok(None),
+            request_uri: None,
+        }
+    }
+
     /// The verdict on `uri` if it is the text of From's or To's URI, which
     /// were judged when these were read: the Request-URI, From and To of
     /// a request outside a dialog are often one address (an SCA
@@ -329,9 +375,9 @@ impl<'a> Known<'a> {
 /// `Message` is reachable through `Deref`.
 #[derive(Debug, Clone)]
 pub struct Parsed<'a> {
-    msg: Message<'a>,
-    index: Index,
-    known: Known<'a>,
+    pub(crate) msg: Message<'a>,
+    pub(crate) index: Index,
+    pub(crate) known: Known<'a>,
 }
 
 /// [`parse`] and [`Parsed::new`] in one call: the message layer's fast path

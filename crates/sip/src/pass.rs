@@ -794,22 +794,23 @@ pub(crate) fn request<'a>(cx: &Cx<'a, '_>, stream: bool) -> Option<Parsed<'a>> {
         version: cx.sub(ue + 1, ue + 8),
     };
 
-    let mut headers: Vec<Header<'a>> = Vec::with_capacity(16);
-    let mut first = [u32::MAX; crate::known::SLOTS];
-    let mut repeated = 0u32;
-    let mut via: Option<Listed<'a, Via<'a>>> = None;
+    // The values go straight into their places in the `Parsed` returned
+    // (a `Known` is 1 KB: moving each value through locals into it cost
+    // more than reading it).
+    let mut p = Parsed::from_parts(
+        Message {
+            start,
+            headers: Vec::with_capacity(16),
+            body: &[],
+        },
+        Index::from_parts([u32::MAX; crate::known::SLOTS], 0),
+        Known::empty(),
+    );
+    // The request line took a sip or sips URI without headers only.
+    p.known.request_uri = Some(Some((true, false)));
     let mut vias = 0usize;
-    let mut contact: Option<Listed<'a, NameAddr<'a>>> = None;
-    let mut route: Option<Listed<'a, NameAddr<'a>>> = None;
-    let mut record_route: Option<Listed<'a, NameAddr<'a>>> = None;
-    let mut from = None;
-    let mut to = None;
-    let mut call_id = None;
-    let mut cseq = None;
-    let mut max_forwards = None;
-    let mut expires = None;
-    let mut event = None;
-    let mut content_type = None;
+    // Single-valued headers met so far: a repeat goes to `parse`.
+    let mut seen = 0u32;
     let mut content_length: Option<u32> = None;
 
     let mut i = ue + 10;
@@ -837,13 +838,27 @@ pub(crate) fn request<'a>(cx: &Cx<'a, '_>, stream: bool) -> Option<Parsed<'a>> {
         let vs = j;
         let k = slot(&name);
         if let Some(k) = k {
-            let f = &mut first[k as usize];
-            if *f == u32::MAX {
-                *f = headers.len() as u32;
-            } else {
-                repeated |= 1 << k as u32;
+            p.index.note(k, p.msg.headers.len());
+            if matches!(
+                k,
+                K::From
+                    | K::To
+                    | K::CallId
+                    | K::CSeq
+                    | K::MaxForwards
+                    | K::Expires
+                    | K::Event
+                    | K::ContentType
+                    | K::ContentLength
+            ) {
+                let bit = 1u32 << k as u32;
+                if seen & bit != 0 {
+                    return None;
+                }
+                seen |= bit;
             }
         }
+        let kn = &mut p.known;
         // Each reader gives the end of the value; the line must end there
         // (after white space and folds).
         let read_end = match k {
@@ -855,8 +870,8 @@ pub(crate) fn request<'a>(cx: &Cx<'a, '_>, stream: bool) -> Option<Parsed<'a>> {
                     |p| cx.via(p),
                 )?;
                 vias += l.count;
-                if via.is_none() {
-                    via = Some(l);
+                if kn.via.item.is_none() {
+                    kn.via = first_of(l);
                 }
                 Some(e)
             }
@@ -868,26 +883,28 @@ pub(crate) fn request<'a>(cx: &Cx<'a, '_>, stream: bool) -> Option<Parsed<'a>> {
                     |p| cx.name_addr(p),
                 )?;
                 let slot = match kk {
-                    K::Contact => &mut contact,
-                    K::Route => &mut route,
-                    _ => &mut record_route,
+                    K::Contact => &mut kn.contact,
+                    K::Route => &mut kn.route,
+                    _ => &mut kn.record_route,
                 };
-                if slot.is_none() {
-                    *slot = Some(l);
+                if slot.item.is_none() {
+                    *slot = first_of(l);
                 }
                 Some(e)
             }
             Some(kk @ (K::From | K::To)) => {
                 let (na, e, uri_headers) = cx.name_addr_h(vs)?;
-                let slot = if matches!(kk, K::From) {
-                    &mut from
-                } else {
-                    &mut to
-                };
-                if cx.after(e)?.1 || slot.is_some() {
+                if cx.after(e)?.1 {
                     return None;
                 }
-                *slot = Some((na, uri_headers));
+                let verdict = Some(Some((true, uri_headers)));
+                if matches!(kk, K::From) {
+                    kn.from = Ok(Some(na));
+                    kn.from_uri = verdict;
+                } else {
+                    kn.to = Ok(Some(na));
+                    kn.to_uri = verdict;
+                }
                 Some(e)
             }
             Some(K::CallId) => {
@@ -895,38 +912,32 @@ pub(crate) fn request<'a>(cx: &Cx<'a, '_>, stream: bool) -> Option<Parsed<'a>> {
                 if cx.at(e) == b'@' {
                     e = cx.run(e + 1, WRD);
                 }
-                if e == vs || call_id.is_some() {
+                if e == vs {
                     return None;
                 }
-                call_id = Some(cx.sub(vs, e));
+                kn.call_id = Ok(Some(cx.sub(vs, e)));
                 Some(e)
             }
             Some(K::CSeq) => {
                 let (ne, seq) = cx.number(vs, u64::from(u32::MAX))?;
-                if cx.at(ne) != b' ' || cseq.is_some() {
+                if cx.at(ne) != b' ' {
                     return None;
                 }
                 let te = cx.token(ne + 1)?;
-                cseq = Some(CSeq {
+                kn.cseq = Ok(Some(CSeq {
                     seq: seq as u32,
                     method: cx.sub(ne + 1, te),
-                });
+                }));
                 Some(te)
             }
             Some(K::MaxForwards) => {
                 let (e, n) = cx.number(vs, 255)?;
-                if max_forwards.is_some() {
-                    return None;
-                }
-                max_forwards = Some(n as u32);
+                kn.max_forwards = Ok(Some(n as u32));
                 Some(e)
             }
             Some(K::Expires) => {
                 let (e, n) = cx.delta(vs)?;
-                if expires.is_some() {
-                    return None;
-                }
-                expires = Some(n);
+                kn.expires = Ok(Some(n));
                 Some(e)
             }
             Some(K::Event) => {
@@ -942,33 +953,25 @@ pub(crate) fn request<'a>(cx: &Cx<'a, '_>, stream: bool) -> Option<Parsed<'a>> {
                         Some(())
                     },
                 )?;
-                if event.is_some() {
-                    return None;
-                }
-                event = Some(Event {
+                kn.event = Ok(Some(Event {
                     package: cx.sub(vs, pe),
                     id: id.flatten(),
                     params: Params::from_checked(cx.sub(pe, e)),
-                });
+                }));
                 Some(e)
             }
             Some(K::ContentType) => {
                 let me = cx.media(vs)?;
                 let e = cx.params(me, |_, _, _| Some(()))?;
-                if content_type.is_some() {
-                    return None;
-                }
-                content_type = Some(ContentType {
+                kn.content_type = Ok(Some(ContentType {
                     media: cx.sub(vs, me),
                     params: Params::from_checked(cx.sub(me, e)),
-                });
+                }));
                 Some(e)
             }
             Some(K::ContentLength) => {
                 let (e, n) = cx.number(vs, u64::from(u32::MAX))?;
-                if content_length.is_some() {
-                    return None;
-                }
+                kn.content_length = Ok(Some(n as u32));
                 content_length = Some(n as u32);
                 Some(e)
             }
@@ -985,78 +988,32 @@ pub(crate) fn request<'a>(cx: &Cx<'a, '_>, stream: bool) -> Option<Parsed<'a>> {
             }
             None => other_value(cx, vs)?,
         };
-        headers.push(Header {
+        p.msg.headers.push(Header {
             name,
             value: cx.sub(vs, ve),
         });
         i = next;
     };
 
-    let body = match content_length {
+    p.msg.body = match content_length {
         Some(len) => {
             cx.b.get(body_start..body_start.checked_add(len as usize)?)?
         }
         None if stream => return None,
         None => cx.b.get(body_start..)?,
     };
-    let msg = Message {
-        start,
-        headers,
-        body,
-    };
-    let index = Index::from_parts(first, repeated);
-    let verdict = |a: &Option<(NameAddr<'a>, bool)>| a.as_ref().map(|(_, h)| Some((true, *h)));
-    let listed = |l: Option<Listed<'a, NameAddr<'a>>>| match l {
-        Some(l) => First {
-            item: Some(Ok(l.first)),
-            uri_ok: true,
-            rest: Resume::at(1, l.value, l.pos),
-        },
-        None => First {
-            item: None,
-            uri_ok: true,
-            rest: Resume::default(),
-        },
-    };
-    let (via_first, vias) = match via {
-        Some(l) => (
-            First {
-                item: Some(Ok(l.first)),
-                uri_ok: true,
-                rest: Resume::at(1, l.value, l.pos),
-            },
-            vias,
-        ),
-        None => (
-            First {
-                item: None,
-                uri_ok: true,
-                rest: Resume::default(),
-            },
-            0,
-        ),
-    };
-    let known = Known {
-        via: via_first,
-        contact: listed(contact),
-        route: listed(route),
-        record_route: listed(record_route),
-        vias: Ok(vias),
-        from_uri: verdict(&from),
-        from: Ok(from.map(|(a, _)| a)),
-        to_uri: verdict(&to),
-        to: Ok(to.map(|(a, _)| a)),
-        call_id: Ok(call_id),
-        cseq: Ok(cseq),
-        max_forwards: Ok(max_forwards),
-        expires: Ok(expires),
-        event: Ok(event),
-        content_type: Ok(content_type),
-        content_length: Ok(content_length),
-        // The request line took a sip or sips URI without headers only.
-        request_uri: Some(Some((true, false))),
-    };
-    Some(Parsed::from_parts(msg, index, known))
+    p.known.vias = Ok(vias);
+    Some(p)
+}
+
+/// A list header's first element as `Known` keeps it.
+#[inline(always)]
+fn first_of<'a, T>(l: Listed<'a, T>) -> First<'a, T> {
+    First {
+        item: Some(Ok(l.first)),
+        uri_ok: true,
+        rest: Resume::at(1, l.value, l.pos),
+    }
 }
 
 /// A value the pass does not read, from `vs` (past the colon and white
