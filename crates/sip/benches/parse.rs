@@ -11,12 +11,7 @@
 //!     (`parse_check_access_lazy`: the same on a plain `Message` with
 //!     `check_request`; `parse_check_access_vec`: that with the `Vec`
 //!     accessors),
-//! (c) `write`: building the same request with `RequestWriter` into a reused Vec,
-//! `lean` (`lean/lean.rs`): a from-scratch single pass over class bit masks
-//! that validates and reads the same values as (b) on the common shapes only
-//! (0 for anything else), as a floor estimate for a rewrite; it is not the
-//! crate's parser (`lean_vec` also keeps a header list, `lean_masks` is its
-//! first stage alone, `lean_portable` its byte-by-byte fallback).
+//! (c) `write`: building the same request with `RequestWriter` into a reused Vec.
 //!
 //! Run: `cargo bench -p sip --bench parse -- --warm-up-time 1 --measurement-time 3`
 //!
@@ -25,13 +20,7 @@
 //! (with `check_only` and `access_only` on a message parsed beforehand),
 //! and `SIP_BENCH_COUNT=message:case:n` runs one case n times for
 //! `valgrind --tool=callgrind` (instructions per call = difference between
-//! two values of n divided by their difference). `SIP_BENCH_LEANCHECK=1`
-//! writes 33 byte values over every byte of the three requests and checks
-//! that wherever `lean` answers, `parse_typed` + `check` accept the bytes and
-//! `full` gives the same checksum.
-
-#[path = "lean/lean.rs"]
-mod lean;
+//! two values of n divided by their difference).
 
 use criterion::{black_box, criterion_group, Criterion};
 use sip::{
@@ -314,7 +303,6 @@ fn bench(c: &mut Criterion) {
         ("notify", NOTIFY),
     ] {
         assert_eq!(full(bytes), full_vec(bytes));
-        assert_eq!(lean::lean(bytes), full(bytes));
         assert_eq!(full(bytes), full_lazy(bytes));
         assert_eq!(split_lines(bytes), split_lines_memchr(bytes));
         let mut g = c.benchmark_group(name);
@@ -378,9 +366,6 @@ fn count(spec: &str) {
         "lines_memchr" => split_lines_memchr,
         "parse_only" => |b| parse(b, false).map_or(0, |m| m.headers.len()),
         "full" => full,
-        "lean" => lean::lean,
-        "lean_portable" => lean::lean_portable,
-        "lean_masks" => lean::masks_only,
         "full_vec" => full_vec,
         "full_lazy" => full_lazy,
         "parse_typed" => |b| parse_typed(b, false).map_or(0, |m| m.headers.len()),
@@ -418,7 +403,7 @@ type Case = (&'static str, fn(&[u8]) -> usize);
 /// on a loaded machine the fastest batch is the one nobody preempted.
 /// `SIP_BENCH_BEST=1 <bench binary>`.
 fn best_batches() {
-    let cases: [Case; 12] = [
+    let cases: [Case; 8] = [
         ("lines", split_lines),
         ("lines_memchr", split_lines_memchr),
         ("parse_only", |b| {
@@ -431,10 +416,6 @@ fn best_batches() {
             parse_typed(b, false).map_or(0, |m| usize::from(m.check().is_ok()))
         }),
         ("full", full),
-        ("lean", lean::lean),
-        ("lean_portable", lean::lean_portable),
-        ("lean_masks", lean::masks_only),
-        ("lean_vec", lean::lean_vec),
         ("full_lazy", full_lazy),
         ("full_vec", full_vec),
     ];
@@ -443,12 +424,6 @@ fn best_batches() {
         ("publish", PUBLISH),
         ("notify", NOTIFY),
     ] {
-        assert_eq!(lean::lean(bytes), full(bytes), "{name}: lean == full");
-        assert_eq!(
-            lean::lean_vec(bytes),
-            full(bytes),
-            "{name}: lean_vec == full"
-        );
         for (case, f) in cases {
             println!("{name} {case} {:.0}", best_of(|| f(black_box(bytes))));
         }
@@ -482,45 +457,7 @@ fn best_batches() {
     }
 }
 
-/// Single-byte mutations of the bench messages: wherever `lean` gives an
-/// answer, the real parser must accept the bytes and give the same one.
-/// `SIP_BENCH_LEANCHECK=1 <bench binary>`.
-fn lean_check() {
-    let real = |b: &[u8]| -> Option<usize> {
-        let m = parse_typed(b, false).ok()?;
-        m.check().ok()?;
-        Some(access(&m))
-    };
-    let (mut same, mut declined, mut stricter) = (0, 0, 0);
-    for msg in [SUBSCRIBE, PUBLISH, NOTIFY] {
-        for i in 0..msg.len() {
-            for c in [
-                0u8, b'\t', b' ', b'\r', b'\n', b'"', b'%', b'(', b',', b'-', b'.', b'/', b'0',
-                b'9', b':', b';', b'<', b'=', b'>', b'?', b'@', b'A', b'Z', b'[', b'a', b'z', b'~',
-                0x7f, 0xc3, b'*', b'_', b'&', b'+',
-            ] {
-                let mut m = msg.to_vec();
-                m[i] = c;
-                let l = lean::lean(&m);
-                match real(&m) {
-                    _ if l == 0 => declined += 1,
-                    Some(r) if r == l => same += 1,
-                    r => panic!("{:?}: lean {l} real {r:?}", String::from_utf8_lossy(&m)),
-                }
-                if l == 0 && real(&m).is_some() {
-                    stricter += 1;
-                }
-            }
-        }
-    }
-    println!("same {same} declined {declined} (of which real accepts {stricter})");
-}
-
 fn main() {
-    if std::env::var("SIP_BENCH_LEANCHECK").is_ok() {
-        lean_check();
-        return;
-    }
     if std::env::var("SIP_BENCH_BEST").is_ok() {
         best_batches();
         return;

@@ -48,7 +48,7 @@ pub(crate) enum K {
     SubscriptionState,
 }
 
-pub(crate) const SLOTS: usize = 22;
+const SLOTS: usize = 22;
 const ABSENT: u32 = u32::MAX;
 
 #[inline]
@@ -92,8 +92,11 @@ pub(crate) struct Index {
 
 impl Index {
     /// An index of no headers, for the one-pass reader (`pass`) to fill.
-    pub(crate) fn from_parts(first: [u32; SLOTS], repeated: u32) -> Index {
-        Index { first, repeated }
+    pub(crate) fn empty() -> Index {
+        Index {
+            first: [ABSENT; SLOTS],
+            repeated: 0,
+        }
     }
 
     /// Header line `line` has slot `k`.

@@ -2,12 +2,15 @@
 //!
 //! Stage 1 (`simd::class_masks`) gives every byte of the message its byte
 //! classes (token, URI user, URI parameter, host, Call-ID word, quoted
-//! text, letter, dot, dash) as bit masks, 64 bytes per step. Stage 2, here,
-//! walks the request line and the header lines once, front to back, and
-//! reads the values `Parsed` keeps (Via, From, To, Call-ID, CSeq,
-//! Max-Forwards, Contact, Route, Record-Route, Expires, Event,
-//! Content-Type, Content-Length) as it meets them: every run of a class
-//! ends at one bit scan instead of a byte loop.
+//! text, letter, dot, dash, LF) as bit masks, 64 bytes per step. Stage 2,
+//! here, walks the request line and the header lines once, front to back,
+//! and writes into the `Parsed` it returns the header list, the index and
+//! the values `Parsed` keeps (Via, From, To, Call-ID, CSeq, Max-Forwards,
+//! Contact, Route, Record-Route, Expires, Event, Content-Type,
+//! Content-Length, and the verdict on the Request-URI) as it meets them:
+//! every run of a class ends at one bit scan instead of a byte loop.
+//! Stage 2 is plain x86-64 code: compiled for AVX-512 and BMI with stage 1
+//! it measured slower (BENCHMARKS.md, message layer, round 10).
 //!
 //! It knows the usual shapes only. Anything else (a response, a header
 //! section that is not ASCII or longer than a kilobyte, bare LF line
@@ -16,7 +19,7 @@
 //! takes `parse` and `Parsed::new`, which decide with the general rules
 //! and give the errors. So this pass never has to reproduce an error: it
 //! only has to build, for what it takes, exactly the `Parsed` that path
-//! builds. The differential tests below hold it to that on every host,
+//! builds. The differential tests in `difftest` hold it to that on every host,
 //! with stage 1 done byte by byte where the CPU lacks AVX-512 VBMI (where
 //! `parse_typed` itself never comes here).
 
@@ -803,7 +806,7 @@ pub(crate) fn request<'a>(cx: &Cx<'a, '_>, stream: bool) -> Option<Parsed<'a>> {
             headers: Vec::with_capacity(16),
             body: &[],
         },
-        Index::from_parts([u32::MAX; crate::known::SLOTS], 0),
+        Index::empty(),
         Known::empty(),
     );
     // The request line took a sip or sips URI without headers only.
