@@ -79,10 +79,9 @@ fn fast(data: &[u8], stream: bool, m: &Message<'_>) {
     let p = sip::parse_typed(data, stream).expect("parse_typed takes what parse takes");
     assert_eq!(p.headers, m.headers);
     assert_eq!((&p.start, p.body), (&m.start, m.body));
-    for (a, b) in [(p.from(), m.from()), (p.to(), m.to())] {
-        let tag = |a: Result<Option<sip::NameAddr<'_>>, _>| a.ok().flatten().map(|a| a.tag());
-        assert_eq!(tag(a), tag(b));
-    }
+    let tag = |a: Option<sip::NameAddr<'_>>| a.map(|a| a.tag().map(str::to_owned));
+    assert_eq!(tag(p.from().ok().flatten()), tag(m.from().ok().flatten()));
+    assert_eq!(tag(p.to().ok().flatten()), tag(m.to().ok().flatten()));
     assert_eq!(p.content_length(), m.content_length());
     assert!(p.supported_iter().eq(m.supported_iter()));
     assert_eq!(p.subscription_state(), m.subscription_state());
