@@ -420,11 +420,6 @@ impl<'a> Parsed<'a> {
         Parsed { msg, index, known }
     }
 
-    /// A `Parsed` from parts read together (by `pass`).
-    pub(crate) fn from_parts(msg: Message<'a>, index: Index, known: Known<'a>) -> Parsed<'a> {
-        Parsed { msg, index, known }
-    }
-
     /// This message with its Request-URI judged as `pass` judges it (for
     /// the differential tests, which compare the two).
     #[cfg(test)]

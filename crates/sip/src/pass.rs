@@ -194,7 +194,7 @@ pub(crate) struct Cx<'a, 'm> {
     m: &'m Masks,
 }
 
-/// Stage 1 byte by byte, on any CPU: the masks `simd::with_class_masks`
+/// Stage 1 byte by byte, on any CPU: the masks `simd::class_masks`
 /// builds (a test compares them), for running stage 2 in tests where the
 /// CPU lacks AVX-512.
 #[cfg(test)]
@@ -552,6 +552,24 @@ impl<'a> Cx<'a, '_> {
         }
     }
 
+    /// Parameters from `i`: the value of the first one named `lower`
+    /// (`None` if absent or without a value), and where they end.
+    #[inline(always)]
+    fn first_param(&self, i: usize, lower: &str) -> Option<(Option<&'a str>, usize)> {
+        let mut found = None;
+        let e = self.params(
+            i,
+            #[inline(always)]
+            |n, vs, ve| {
+                if found.is_none() && named(n, lower) {
+                    found = Some(self.value(vs, ve));
+                }
+                Some(())
+            },
+        )?;
+        Some((found.flatten(), e))
+    }
+
     /// The value range `vs..ve` as `scan::params` hands it on.
     #[inline(always)]
     fn value(&self, vs: usize, ve: usize) -> Option<&'a str> {
@@ -584,23 +602,13 @@ impl<'a> Cx<'a, '_> {
         if self.at(ue) != b'>' {
             return None;
         }
-        let mut tag = None;
-        let e = self.params(
-            ue + 1,
-            #[inline(always)]
-            |n, vs, ve| {
-                if tag.is_none() && named(n, "tag") {
-                    tag = Some(self.value(vs, ve));
-                }
-                Some(())
-            },
-        )?;
+        let (tag, e) = self.first_param(ue + 1, "tag")?;
         let na = NameAddr {
             display,
             uri: self.sub(lt + 1, ue),
             params: Params::from_checked(self.sub(ue + 1, e)),
             raw: self.sub(i, e),
-            tag_seen: Some(tag.flatten()),
+            tag_seen: Some(tag),
         };
         Some((na, e, uri_headers))
     }
@@ -717,8 +725,8 @@ fn named(n: &str, lower: &str) -> bool {
     crate::swar::lower_eq(n.as_bytes(), lower.as_bytes())
 }
 
-/// A list header's first element, read in the pass, and how many more
-/// elements its line holds (walked by the pass only to validate them).
+/// A list header's first element, read in the pass, and how many elements
+/// its line holds (the others walked by the pass only to validate them).
 struct Listed<'a, T> {
     first: T,
     /// Where `Elements` stands after the first element: the value-relative
@@ -800,15 +808,15 @@ pub(crate) fn request<'a>(cx: &Cx<'a, '_>, stream: bool) -> Option<Parsed<'a>> {
     // The values go straight into their places in the `Parsed` returned
     // (a `Known` is 1 KB: moving each value through locals into it cost
     // more than reading it).
-    let mut p = Parsed::from_parts(
-        Message {
+    let mut p = Parsed {
+        msg: Message {
             start,
             headers: Vec::with_capacity(16),
             body: &[],
         },
-        Index::empty(),
-        Known::empty(),
-    );
+        index: Index::empty(),
+        known: Known::empty(),
+    };
     // The request line took a sip or sips URI without headers only.
     p.known.request_uri = Some(Some((true, false)));
     let mut vias = 0usize;
@@ -945,20 +953,10 @@ pub(crate) fn request<'a>(cx: &Cx<'a, '_>, stream: bool) -> Option<Parsed<'a>> {
             }
             Some(K::Event) => {
                 let pe = cx.token(vs)?;
-                let mut id = None;
-                let e = cx.params(
-                    pe,
-                    #[inline(always)]
-                    |n, s, t| {
-                        if id.is_none() && named(n, "id") {
-                            id = Some(cx.value(s, t));
-                        }
-                        Some(())
-                    },
-                )?;
+                let (id, e) = cx.first_param(pe, "id")?;
                 kn.event = Ok(Some(Event {
                     package: cx.sub(vs, pe),
-                    id: id.flatten(),
+                    id,
                     params: Params::from_checked(cx.sub(pe, e)),
                 }));
                 Some(e)
