@@ -458,7 +458,12 @@ impl<'a> Cx<'a, '_> {
 
     /// A sip or sips URI at `i`: where it ends, and whether it has
     /// `?headers`.
-    #[inline(always)]
+    // Out of line, as `via` is: one copy for the request line and every
+    // name-addr. Inlined at each, the pass alone ran 1-2% faster, but a
+    // fully read request (parse, check, every accessor) runs more code
+    // than the L1 instruction cache holds, and took 1-4% longer
+    // (BENCHMARKS.md, message layer, round 11).
+    #[inline(never)]
     fn uri(&self, i: usize) -> Option<(usize, bool)> {
         let s = [
             self.at(i) | 0x20,
@@ -614,7 +619,7 @@ impl<'a> Cx<'a, '_> {
     }
 
     /// `SIP/2.0/UDP host[:port];params` at `i`, as `scan::via` reads it.
-    #[inline(always)]
+    #[inline(never)]
     fn via(&self, i: usize) -> Option<(Via<'a>, usize)> {
         let p1 = self.token(i)?;
         if self.at(p1) != b'/' {
