@@ -104,6 +104,8 @@ impl Index {
     pub(crate) fn note(&mut self, k: K, line: usize) {
         let f = &mut self.first[k as usize];
         if *f == ABSENT {
+            // A header index longer than u32 cannot come from a message we
+            // would accept; saturating keeps it absent.
             *f = u32::try_from(line).unwrap_or(ABSENT);
         } else {
             self.repeated |= 1 << k as u32;
@@ -111,21 +113,13 @@ impl Index {
     }
 
     pub(crate) fn build(headers: &[Header<'_>]) -> Index {
-        let mut first = [ABSENT; SLOTS];
-        let mut repeated = 0u32;
+        let mut ix = Index::empty();
         for (i, h) in headers.iter().enumerate() {
             if let Some(k) = slot(&h.name) {
-                let f = &mut first[k as usize];
-                if *f == ABSENT {
-                    // A header index longer than u32 cannot come from a
-                    // message we would accept; saturating keeps it absent.
-                    *f = u32::try_from(i).unwrap_or(ABSENT);
-                } else {
-                    repeated |= 1 << k as u32;
-                }
+                ix.note(k, i);
             }
         }
-        Index { first, repeated }
+        ix
     }
 
     pub(crate) fn has(&self, k: K) -> bool {

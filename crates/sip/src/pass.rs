@@ -27,7 +27,7 @@ use crate::header::{CSeq, ContentType, Event, NameAddr, Params, Via};
 use crate::known::{slot, First, Index, Known, Parsed, K};
 use crate::message::{Header, HeaderName, Message, Method, StartLine};
 use crate::parse::known_name;
-use crate::scan::Resume;
+use crate::scan::{named, Resume};
 use crate::simd::Ascii;
 
 const TOK: u8 = 1; // token
@@ -39,37 +39,29 @@ const WRD: u8 = 32; // Call-ID word
 const HDR: u8 = 64; // SIP URI header
 const QD: u8 = 128; // qdtext other than `"` and `\`
 
-/// The first class table (RFC 3261 §25.1 character sets).
+/// The first class table (RFC 3261 §25.1 character sets). The token and
+/// SIP URI sets are those of `text` and `uri`, read from their tables.
 const CL: [u8; 256] = {
+    use crate::uri::{HEADER, PARAM, PASSWORD, URI_CLASS, USER};
     let mut t = [0u8; 256];
     let mut c = 0;
     while c < 128 {
         let b = c as u8;
-        let alnum = b.is_ascii_alphanumeric();
-        let mark = matches!(
-            b,
-            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
-        );
-        let unres = alnum || mark;
+        let u = URI_CLASS[c];
         let mut k = 0;
-        if alnum
-            || matches!(
-                b,
-                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-            )
-        {
+        if crate::text::CLASS[c] & crate::text::TOKEN != 0 {
             k |= TOK;
         }
-        if unres || matches!(b, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/') {
+        if u & USER != 0 {
             k |= USR;
         }
-        if unres || matches!(b, b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$') {
+        if u & PARAM != 0 {
             k |= PRM;
         }
-        if alnum || matches!(b, b'-' | b'.') {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.') {
             k |= HST;
         }
-        if unres || matches!(b, b'&' | b'=' | b'+' | b'$' | b',') {
+        if u & PASSWORD != 0 {
             k |= PWD;
         }
         if (k & TOK != 0)
@@ -91,12 +83,7 @@ const CL: [u8; 256] = {
         {
             k |= WRD;
         }
-        if unres
-            || matches!(
-                b,
-                b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$' | b'=' | b'&'
-            )
-        {
+        if u & HEADER != 0 {
             k |= HDR;
         }
         if (b == b'\t' || b >= 0x20 && b < 0x7f) && b != b'"' && b != b'\\' {
@@ -108,12 +95,11 @@ const CL: [u8; 256] = {
     t
 };
 
-// The second class table: bits for the host-name label rules.
+// The second class table: bits for the host-name label rules, and LF.
 const ALPHA: u8 = 1;
-const DIGIT: u8 = 2;
-const DOT: u8 = 4;
-const DASH: u8 = 8;
-const LF: u8 = 16;
+const DOT: u8 = 2;
+const DASH: u8 = 4;
+const LF: u8 = 8;
 
 const CL2: [u8; 256] = {
     let mut t = [0u8; 256];
@@ -122,8 +108,6 @@ const CL2: [u8; 256] = {
         let b = c as u8;
         t[c] = if b.is_ascii_alphabetic() {
             ALPHA
-        } else if b.is_ascii_digit() {
-            DIGIT
         } else if b == b'.' {
             DOT
         } else if b == b'-' {
@@ -720,14 +704,6 @@ impl<'a> Cx<'a, '_> {
             _ => None,
         }
     }
-}
-
-/// Whether the token `n` is `lower` (lowercase letters and `-`), ignoring
-/// case, a word at a time: a token has no byte below 0x21, which makes
-/// `lower_eq` exact.
-#[inline(always)]
-fn named(n: &str, lower: &str) -> bool {
-    crate::swar::lower_eq(n.as_bytes(), lower.as_bytes())
 }
 
 /// A list header's first element, read in the pass, and how many elements

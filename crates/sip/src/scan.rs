@@ -45,7 +45,7 @@ fn sub(s: &str, a: usize, b: usize) -> &str {
 /// case. A token holds no byte below 0x21, which makes the word-at-a-time
 /// `lower_eq` exact here.
 #[inline(always)]
-fn named(t: &str, lower: &str) -> bool {
+pub(crate) fn named(t: &str, lower: &str) -> bool {
     lower_eq(t.as_bytes(), lower.as_bytes())
 }
 

@@ -369,13 +369,13 @@ fn param_run(b: &[u8], mut i: usize) -> Option<usize> {
     }
 }
 
-const USER: u8 = 1;
-const PASSWORD: u8 = 2;
-const PARAM: u8 = 4;
-const HEADER: u8 = 8;
+pub(crate) const USER: u8 = 1;
+pub(crate) const PASSWORD: u8 = 2;
+pub(crate) const PARAM: u8 = 4;
+pub(crate) const HEADER: u8 = 8;
 
 /// Which parts of a SIP URI (RFC 3261 §25.1) may hold each byte unescaped.
-const URI_CLASS: [u8; 256] = {
+pub(crate) const URI_CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
     let mut c = 0;
     while c < 256 {
