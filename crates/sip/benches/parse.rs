@@ -8,7 +8,9 @@
 //!     accessors and every parameter list walked in full (on a CPU with
 //!     AVX-512 VBMI `parse_typed` takes the one-pass reader `pass`; under
 //!     valgrind, which has no AVX-512, it takes `parse` + `Parsed::new`),
-//!     (`parse_check_access_lazy`: the same on a plain `Message` with
+//!     (`parse_check_access_listed`: the same reading only what the issue
+//!     lists, without walking every parameter list in full;
+//!     `parse_check_access_lazy`: the same on a plain `Message` with
 //!     `check_request`; `parse_check_access_vec`: that with the `Vec`
 //!     accessors),
 //! (c) `write`: building the same request with `RequestWriter` into a reused Vec.
@@ -115,6 +117,15 @@ fn full(b: &[u8]) -> usize {
     access(&m)
 }
 
+/// [`full`] with only the values the issue lists read: the parameters it
+/// names (branch, received, rport, tag, id, appearance-*), not every
+/// parameter of every list. The pass has checked every parameter either way.
+fn full_listed(b: &[u8]) -> usize {
+    let m = parse_typed(b, false).expect("bench message parses");
+    m.check().expect("bench message is valid");
+    access_listed(&m)
+}
+
 /// The same on a plain `Message`: `parse`, `check_request` and the lazy
 /// accessors of `Message`, which read each header again.
 fn full_lazy(b: &[u8]) -> usize {
@@ -134,17 +145,19 @@ fn len(s: Option<&str>) -> usize {
     s.map_or(0, str::len)
 }
 
-fn addr(a: &NameAddr<'_>) -> usize {
+fn addr(a: &NameAddr<'_>, walk: fn(sip::Params<'_>) -> usize) -> usize {
     a.uri.len() + len(a.tag()) + len(a.display) + walk(a.params)
 }
 
 /// Every header the issue lists, through the `_iter` accessors; each value
 /// read is folded into the result so none of it can be optimised away.
-/// Parameters are walked in full (every name and value) besides the
-/// named ones, so lazy parameter views cannot skip work.
+/// `$walk` sees every parameter list met on the way: [`walk`] reads every
+/// name and value (so lazy parameter views cannot skip work), [`skip`]
+/// none (the issue's list alone: the named parameters).
 macro_rules! access_body {
-    ($m:expr) => {{
+    ($m:expr, $walk:expr) => {{
         let m = $m;
+        let walk: fn(sip::Params<'_>) -> usize = $walk;
         let mut n = 0;
         for v in m.vias_iter().flatten() {
             n += len(v.branch)
@@ -152,8 +165,8 @@ macro_rules! access_body {
                 + v.rport.map_or(0, |p| 1 + p.unwrap_or(0) as usize)
                 + walk(v.params);
         }
-        n += m.from().ok().flatten().map_or(0, |a| addr(&a));
-        n += m.to().ok().flatten().map_or(0, |a| addr(&a));
+        n += m.from().ok().flatten().map_or(0, |a| addr(&a, walk));
+        n += m.to().ok().flatten().map_or(0, |a| addr(&a, walk));
         n += len(m.call_id().ok().flatten());
         n += m
             .cseq()
@@ -161,13 +174,21 @@ macro_rules! access_body {
             .flatten()
             .map_or(0, |c| c.seq as usize + c.method.len());
         n += m.max_forwards().ok().flatten().unwrap_or(0) as usize;
-        n += m.contacts_iter().flatten().map(|a| addr(&a)).sum::<usize>();
+        n += m
+            .contacts_iter()
+            .flatten()
+            .map(|a| addr(&a, walk))
+            .sum::<usize>();
         n += m
             .record_routes_iter()
             .flatten()
-            .map(|a| addr(&a))
+            .map(|a| addr(&a, walk))
             .sum::<usize>();
-        n += m.routes_iter().flatten().map(|a| addr(&a)).sum::<usize>();
+        n += m
+            .routes_iter()
+            .flatten()
+            .map(|a| addr(&a, walk))
+            .sum::<usize>();
         n += m.expires().ok().flatten().unwrap_or(0) as usize;
         n += m.min_expires().ok().flatten().unwrap_or(0) as usize;
         n += m
@@ -204,15 +225,24 @@ macro_rules! access_body {
 }
 
 fn access(m: &Parsed<'_>) -> usize {
-    access_body!(m)
+    access_body!(m, walk)
+}
+
+/// [`access`] without the full parameter walks: exactly the issue's list.
+fn access_listed(m: &Parsed<'_>) -> usize {
+    access_body!(m, skip)
 }
 
 fn access_lazy(m: &Message<'_>) -> usize {
-    access_body!(m)
+    access_body!(m, walk)
 }
 
 fn walk(p: sip::Params<'_>) -> usize {
     p.iter().map(|p| p.name.len() + len(p.value)).sum()
+}
+
+fn skip(_: sip::Params<'_>) -> usize {
+    0
 }
 
 /// [`access`] through the `Vec`-returning accessors.
@@ -224,8 +254,8 @@ fn access_vec(m: &Message<'_>) -> usize {
             + v.rport.map_or(0, |p| 1 + p.unwrap_or(0) as usize)
             + walk(v.params);
     }
-    n += m.from().ok().flatten().map_or(0, |a| addr(&a));
-    n += m.to().ok().flatten().map_or(0, |a| addr(&a));
+    n += m.from().ok().flatten().map_or(0, |a| addr(&a, walk));
+    n += m.to().ok().flatten().map_or(0, |a| addr(&a, walk));
     n += len(m.call_id().ok().flatten());
     n += m
         .cseq()
@@ -234,7 +264,11 @@ fn access_vec(m: &Message<'_>) -> usize {
         .map_or(0, |c| c.seq as usize + c.method.len());
     n += m.max_forwards().ok().flatten().unwrap_or(0) as usize;
     for list in [m.contacts(), m.record_routes(), m.routes()] {
-        n += list.unwrap_or_default().iter().map(addr).sum::<usize>();
+        n += list
+            .unwrap_or_default()
+            .iter()
+            .map(|a| addr(a, walk))
+            .sum::<usize>();
     }
     n += m.expires().ok().flatten().unwrap_or(0) as usize;
     n += m.min_expires().ok().flatten().unwrap_or(0) as usize;
@@ -303,6 +337,7 @@ fn bench(c: &mut Criterion) {
         ("notify", NOTIFY),
     ] {
         assert_eq!(full(bytes), full_vec(bytes));
+        assert!(full_listed(bytes) > 0 && full_listed(bytes) < full(bytes));
         assert_eq!(full(bytes), full_lazy(bytes));
         assert_eq!(split_lines(bytes), split_lines_memchr(bytes));
         let mut g = c.benchmark_group(name);
@@ -311,6 +346,9 @@ fn bench(c: &mut Criterion) {
             b.iter(|| split_lines_memchr(black_box(bytes)))
         });
         g.bench_function("parse_check_access", |b| b.iter(|| full(black_box(bytes))));
+        g.bench_function("parse_check_access_listed", |b| {
+            b.iter(|| full_listed(black_box(bytes)))
+        });
         g.bench_function("parse_check_access_vec", |b| {
             b.iter(|| full_vec(black_box(bytes)))
         });
@@ -366,6 +404,7 @@ fn count(spec: &str) {
         "lines_memchr" => split_lines_memchr,
         "parse_only" => |b| parse(b, false).map_or(0, |m| m.headers.len()),
         "full" => full,
+        "full_listed" => full_listed,
         "full_vec" => full_vec,
         "full_lazy" => full_lazy,
         "parse_typed" => |b| parse_typed(b, false).map_or(0, |m| m.headers.len()),
@@ -403,7 +442,7 @@ type Case = (&'static str, fn(&[u8]) -> usize);
 /// on a loaded machine the fastest batch is the one nobody preempted.
 /// `SIP_BENCH_BEST=1 <bench binary>`.
 fn best_batches() {
-    let cases: [Case; 8] = [
+    let cases: [Case; 9] = [
         ("lines", split_lines),
         ("lines_memchr", split_lines_memchr),
         ("parse_only", |b| {
@@ -416,6 +455,7 @@ fn best_batches() {
             parse_typed(b, false).map_or(0, |m| usize::from(m.check().is_ok()))
         }),
         ("full", full),
+        ("full_listed", full_listed),
         ("full_lazy", full_lazy),
         ("full_vec", full_vec),
     ];

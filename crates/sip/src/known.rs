@@ -52,7 +52,7 @@ const SLOTS: usize = 22;
 const ABSENT: u32 = u32::MAX;
 
 #[inline]
-pub(crate) fn slot(name: &HeaderName<'_>) -> Option<K> {
+pub(crate) const fn slot(name: &HeaderName<'_>) -> Option<K> {
     use HeaderName as H;
     Some(match name {
         H::Via => K::Via,

@@ -330,7 +330,7 @@ pub(crate) fn known_name(b: &[u8]) -> Option<HeaderName<'static>> {
 
 /// The known names of two letters or more, lowercase, as [`known_name`]
 /// finds them through [`NAME_SLOT`].
-const NAMES: [(&[u8], HeaderName<'static>); 30] = {
+pub(crate) const NAMES: [(&[u8], HeaderName<'static>); 30] = {
     use HeaderName as H;
     [
         (b"via", H::Via),
@@ -372,12 +372,12 @@ const NAMES: [(&[u8], HeaderName<'static>); 30] = {
 /// slots (checked when the table is built); any other name that lands on
 /// one of them fails the compare.
 #[inline(always)]
-const fn name_hash(len: usize, first: u8, last: u8) -> usize {
+pub(crate) const fn name_hash(len: usize, first: u8, last: u8) -> usize {
     len.wrapping_add(2 * first as usize + 38 * last as usize) & 127
 }
 
 /// For each hash, the index in [`NAMES`] of the name there, or `u8::MAX`.
-const NAME_SLOT: [u8; 128] = {
+pub(crate) const NAME_SLOT: [u8; 128] = {
     let mut t = [u8::MAX; 128];
     let mut k = 0;
     while k < NAMES.len() {

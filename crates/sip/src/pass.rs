@@ -26,7 +26,7 @@
 use crate::header::{CSeq, ContentType, Event, NameAddr, Params, Via};
 use crate::known::{slot, First, Index, Known, Parsed, K};
 use crate::message::{Header, HeaderName, Message, Method, StartLine};
-use crate::parse::known_name;
+use crate::parse::{known_name, name_hash, NAMES, NAME_SLOT};
 use crate::scan::{named, Resume};
 use crate::simd::Ascii;
 
@@ -693,6 +693,43 @@ impl<'a> Cx<'a, '_> {
         self.token(t + 1)
     }
 
+    /// The header name `i..ne` (a token) and its index slot. Names of two
+    /// bytes or more are found by the hash of `parse::known_name` and
+    /// compared as three words read straight from the message, masked to
+    /// their length: `known_name` compares through slices, a word and a
+    /// bounds check at a time, and this ran ~40 instructions fewer a line
+    /// (BENCHMARKS.md, message layer, round 12).
+    #[inline(always)]
+    fn name(&self, i: usize, ne: usize) -> (HeaderName<'a>, Option<K>) {
+        let n = ne - i;
+        let word = |k: usize| {
+            self.b
+                .get(i + 8 * k..i + 8 * k + 8)
+                .and_then(|w| w.try_into().ok())
+                .map_or(0, u64::from_le_bytes)
+                // Token bytes are 0x21 and up, so OR-ing 0x20 folds only
+                // A-Z onto a-z (see `swar::lower_eq`).
+                | 0x2020_2020_2020_2020
+        };
+        if n >= 2 && i + 24 <= self.b.len() {
+            let (f, l) = (self.at(i) | 0x20, self.at(ne - 1) | 0x20);
+            let slot = NAME_SLOT[name_hash(n, f, l)];
+            if let Some(e) = WORDS.get(usize::from(slot)) {
+                if e.len == n
+                    && word(0) & e.mask[0] == e.w[0]
+                    && word(1) & e.mask[1] == e.w[1]
+                    && word(2) & e.mask[2] == e.w[2]
+                {
+                    return (e.name, e.k);
+                }
+            }
+            return (HeaderName::Other(self.sub(i, ne)), None);
+        }
+        let name = known_name(self.b.get(i..ne).unwrap_or(&[]))
+            .unwrap_or_else(|| HeaderName::Other(self.sub(i, ne)));
+        (name, slot(&name))
+    }
+
     /// After an element ending at `e`: the index of the comma that follows
     /// (past LWS), or of the end of the value; `None` if anything else does.
     #[inline(always)]
@@ -705,6 +742,51 @@ impl<'a> Cx<'a, '_> {
         }
     }
 }
+
+/// A known header name (two to 24 bytes) as the pass compares it: its
+/// lowercase bytes in three little-endian words, the masks that keep
+/// `len` bytes of them, and its name and index slot.
+#[derive(Clone, Copy)]
+struct Word3 {
+    w: [u64; 3],
+    mask: [u64; 3],
+    len: usize,
+    name: HeaderName<'static>,
+    k: Option<K>,
+}
+
+/// [`Word3`] of each name of `parse::NAMES`, in its order (so
+/// `parse::NAME_SLOT` finds them).
+const WORDS: [Word3; NAMES.len()] = {
+    let mut t = [Word3 {
+        w: [0; 3],
+        mask: [0; 3],
+        len: usize::MAX,
+        name: HeaderName::Via,
+        k: None,
+    }; NAMES.len()];
+    let mut n = 0;
+    while n < NAMES.len() {
+        let (canon, name) = NAMES[n];
+        assert!(canon.len() <= 24, "a known name longer than three words");
+        let mut e = Word3 {
+            w: [0; 3],
+            mask: [0; 3],
+            len: canon.len(),
+            name,
+            k: slot(&name),
+        };
+        let mut i = 0;
+        while i < canon.len() {
+            e.w[i / 8] |= (canon[i] as u64) << (8 * (i % 8));
+            e.mask[i / 8] |= 0xff << (8 * (i % 8));
+            i += 1;
+        }
+        t[n] = e;
+        n += 1;
+    }
+    t
+};
 
 /// A list header's first element, read in the pass, and how many elements
 /// its line holds (the others walked by the pass only to validate them).
@@ -813,22 +895,33 @@ pub(crate) fn request<'a>(cx: &Cx<'a, '_>, stream: bool) -> Option<Parsed<'a>> {
             }
             break i + 2;
         }
+        // Where this header ends (its last LF, folds included) is found
+        // from where it starts, in the LF mask, so the next line's start
+        // does not wait on this line's value being read: the CPU reads
+        // several lines at once. Through the value's end, the loop was one
+        // chain of loads from the first line to the last
+        // (BENCHMARKS.md, message layer, round 12).
+        let mut lf = cx.next_lf(i);
+        while matches!(cx.at(lf + 1), b' ' | b'\t') {
+            lf = cx.next_lf(lf + 1);
+        }
         let ne = cx.token(i)?;
         let mut j = ne;
-        while matches!(cx.at(j), b' ' | b'\t') {
-            j += 1;
-        }
         if cx.at(j) != b':' {
-            return None;
+            while matches!(cx.at(j), b' ' | b'\t') {
+                j += 1;
+            }
+            if cx.at(j) != b':' {
+                return None;
+            }
         }
-        let name_bytes = cx.b.get(i..ne)?;
-        let name = known_name(name_bytes).unwrap_or_else(|| HeaderName::Other(cx.sub(i, ne)));
-        j += 1;
+        let (name, k) = cx.name(i, ne);
+        // Usually one space after the colon.
+        j += 1 + usize::from(cx.at(j + 1) == b' ');
         while matches!(cx.at(j), b' ' | b'\t') {
             j += 1;
         }
         let vs = j;
-        let k = slot(&name);
         if let Some(k) = k {
             p.index.note(k, p.msg.headers.len());
             if matches!(
@@ -959,22 +1052,30 @@ pub(crate) fn request<'a>(cx: &Cx<'a, '_>, stream: bool) -> Option<Parsed<'a>> {
             }
             _ => None,
         };
-        let (ve, next) = match read_end {
+        // The value must end at that LF. These are checks only: the next
+        // line's start is `lf + 1` either way.
+        let ve = match read_end {
             Some(e) => {
                 // White space, then CRLF not followed by a fold.
                 let k = cx.lws(e);
-                if cx.at(k) != b'\r' || cx.at(k + 1) != b'\n' {
+                if cx.at(k) != b'\r' || k + 1 != lf {
                     return None;
                 }
-                (e, k + 2)
+                e
             }
-            None => other_value(cx, vs)?,
+            None => {
+                let (ve, next) = other_value(cx, vs)?;
+                if next != lf + 1 {
+                    return None;
+                }
+                ve
+            }
         };
         p.msg.headers.push(Header {
             name,
             value: cx.sub(vs, ve),
         });
-        i = next;
+        i = lf + 1;
     };
 
     p.msg.body = match content_length {
@@ -1004,6 +1105,15 @@ fn first_of<'a, T>(l: Listed<'a, T>) -> First<'a, T> {
 #[inline(always)]
 fn other_value(cx: &Cx<'_, '_>, vs: usize) -> Option<(usize, usize)> {
     let b = cx.b;
+    // The usual line first: a value that ends right before its CRLF, no
+    // fold after it. The loop below gives the same answer for it.
+    let lf = cx.next_lf(vs);
+    if lf > vs + 1 && lf < b.len() {
+        let (last, cr) = (b[lf - 2], b[lf - 1]);
+        if cr == b'\r' && !matches!(last, b' ' | b'\t') && !matches!(cx.at(lf + 1), b' ' | b'\t') {
+            return Some((lf - 1, lf + 1));
+        }
+    }
     let mut pos = vs;
     let mut ve = None;
     loop {

@@ -541,6 +541,19 @@ impl<'a, K: Kind<'a>> Iterator for Elements<'_, 'a, K> {
 /// Subscription-State: `substate *(;param)`, picking out `expires`,
 /// `retry-after` and `reason`.
 pub(crate) fn subscription_state(s: &str) -> Option<SubscriptionState<'_>> {
+    // What a notifier sends nearly always: `active;expires=N`, no space.
+    if let Some(n) = s
+        .get(..15)
+        .filter(|h| h.eq_ignore_ascii_case("active;expires="))
+        .and_then(|_| delta_seconds(&s[15..]))
+    {
+        return Some(SubscriptionState {
+            state: SubState::Active,
+            expires: Some(n),
+            reason: None,
+            retry_after: None,
+        });
+    }
     let b = s.as_bytes();
     let se = token_end(b, 0);
     let st = sub(s, 0, se);
@@ -594,7 +607,29 @@ pub(crate) fn subscription_state(s: &str) -> Option<SubscriptionState<'_>> {
 
 #[cfg(test)]
 mod tests {
+    use crate::header::SubscriptionState;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_usual_subscription_state_reads_as_the_general_parser_reads_it() {
+        for text in [
+            "active;expires=3599",
+            "ACTIVE;Expires=0",
+            "active;expires=007",
+            "active;expires=99999999999",
+            "active;expires=",
+            "active;expires=60;reason=x",
+            "active;expires=6 0",
+            "active;expires=60,",
+            "active;expires=-1",
+        ] {
+            assert_eq!(
+                super::subscription_state(text).ok_or(()),
+                SubscriptionState::parse_general(text).map_err(|_| ()),
+                "{text}"
+            );
+        }
+    }
 
     /// `quoted_end` as a byte loop, the way it was written before it
     /// jumped between quotes and backslashes.
