@@ -492,17 +492,24 @@ impl<'m, 'a, K: Kind<'a>> Elements<'m, 'a, K> {
 impl<'a, K: Kind<'a>> Iterator for Elements<'_, 'a, K> {
     type Item = Result<K::Item, HeaderError>;
 
+    // A walk resumed after the last element (the usual case for the check
+    // and the accessors, which go on from the first element `Known` read)
+    // ends here, without a call.
+    #[inline(always)]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.at.pos >= self.at.line.len() && self.at.next_line >= self.lines.len() {
+            return None;
+        }
+        self.read()
+    }
+}
+
+impl<'a, K: Kind<'a>> Elements<'_, 'a, K> {
     // One copy per header kind, shared by `Known::build`, the check and
     // the accessors: inlined at each walk, the copies cost more in
     // instruction cache than returning the element through memory does.
     #[inline(never)]
-    fn next(&mut self) -> Option<Self::Item> {
-        // A walk resumed after the last element (the usual case for the
-        // check and the accessors, which go on from the first element
-        // `Known` read) ends here, before the loop below.
-        if self.at.pos >= self.at.line.len() && self.at.next_line >= self.lines.len() {
-            return None;
-        }
+    fn read(&mut self) -> Option<Result<K::Item, HeaderError>> {
         loop {
             let line = self.at.line;
             let b = line.as_bytes();
