@@ -902,7 +902,8 @@ pub(crate) fn request<'a>(cx: &Cx<'a, '_>, stream: bool) -> Option<Parsed<'a>> {
         // several lines at once. Through the value's end, the loop was one
         // chain of loads from the first line to the last
         // (BENCHMARKS.md, message layer, round 12).
-        let mut lf = cx.next_lf(i);
+        let first_lf = cx.next_lf(i);
+        let mut lf = first_lf;
         while matches!(cx.at(lf + 1), b' ' | b'\t') {
             lf = cx.next_lf(lf + 1);
         }
@@ -1065,7 +1066,7 @@ pub(crate) fn request<'a>(cx: &Cx<'a, '_>, stream: bool) -> Option<Parsed<'a>> {
                 e
             }
             None => {
-                let (ve, next) = other_value(cx, vs)?;
+                let (ve, next) = other_value(cx, vs, first_lf)?;
                 if next != lf + 1 {
                     return None;
                 }
@@ -1102,13 +1103,14 @@ fn first_of<'a, T>(l: Listed<'a, T>) -> First<'a, T> {
 
 /// A value the pass does not read, from `vs` (past the colon and white
 /// space) to the end of its line and of any folded lines after it, trimmed
-/// as `parse` trims it: its end and where the next line starts.
+/// as `parse` trims it: its end and where the next line starts. `lf` is
+/// the line's first LF (the first after `vs`: the name, colon and white
+/// space before `vs` hold none), which the caller has found.
 #[inline(always)]
-fn other_value(cx: &Cx<'_, '_>, vs: usize) -> Option<(usize, usize)> {
+fn other_value(cx: &Cx<'_, '_>, vs: usize, lf: usize) -> Option<(usize, usize)> {
     let b = cx.b;
     // The usual line first: a value that ends right before its CRLF, no
     // fold after it. The loop below gives the same answer for it.
-    let lf = cx.next_lf(vs);
     if lf > vs + 1 && lf < b.len() {
         let (last, cr) = (b[lf - 2], b[lf - 1]);
         if cr == b'\r' && !matches!(last, b' ' | b'\t') && !matches!(cx.at(lf + 1), b' ' | b'\t') {
